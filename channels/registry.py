@@ -1,0 +1,52 @@
+"""The channel registry: names → adapter classes, and the gateway the router delivers through."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.base import Channel, ChannelContext
+from channels.webchat import WebChatChannel
+from hub.domain import CustomerAddress, DeliveryResult, OutboundMessage
+
+log = logging.getLogger(__name__)
+
+# One line per channel. The app channel shares the web-chat adapter (same Socket.IO namespace).
+CHANNEL_CLASSES: dict[str, type[Channel]] = {
+    WebChatChannel.name: WebChatChannel,
+}
+
+
+class ChannelRegistry:
+    """Holds the running adapters; implements `hub.outbound.ChannelGateway`."""
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names = names or list(CHANNEL_CLASSES)
+        unknown = [n for n in self.names if n not in CHANNEL_CLASSES]
+        if unknown:
+            raise ValueError(f"unknown channels {unknown}; known: {sorted(CHANNEL_CLASSES)}")
+        self.adapters: dict[str, Channel] = {}
+
+    def start(self, context: ChannelContext) -> None:
+        """Create the adapters (later than __init__: they need the router, which needs us)."""
+        self.adapters = {n: CHANNEL_CLASSES[n](context) for n in self.names}
+
+    def adapter_for(self, channel: str) -> Channel | None:
+        for adapter in self.adapters.values():
+            if channel == adapter.name or channel in getattr(adapter, "aliases", ()):
+                return adapter
+        return None
+
+    async def deliver(self, message: OutboundMessage) -> DeliveryResult:
+        adapter = self.adapter_for(message.address.channel)
+        if adapter is None:
+            return DeliveryResult(
+                ok=False, error=f"no adapter for channel {message.address.channel}"
+            )
+        return await adapter.deliver(message)
+
+    async def typing(
+        self, address: CustomerAddress, conversation_id: int, author: str, typing: bool
+    ) -> None:
+        adapter = self.adapter_for(address.channel)
+        if adapter is not None:
+            await adapter.typing(address, conversation_id, author, typing)

@@ -1,0 +1,1 @@
+"""Bundled finance vocabulary: lexicon, abbreviations, typos, stopwords, jieba dictionary."""

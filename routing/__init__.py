@@ -1,0 +1,1 @@
+"""The message pipeline: identify the customer, open the conversation, bot or human."""

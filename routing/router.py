@@ -1,0 +1,427 @@
+"""The router: the message pipeline every channel feeds.
+
+accept():  validate → commit the message once (idempotent per channel message id) together
+           with the customer, identity and conversation → answer the channel at once.
+process(): bot or human → replies committed → then delivered through the channel gateway.
+A message is committed before anything else happens to it; `resume_unhandled` picks up
+messages whose processing a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bots.base import Bot, BotReply
+from hub.clock import utcnow
+from hub.domain import (
+    Author,
+    ConversationStatus,
+    CustomerAddress,
+    CustomerContext,
+    DeliveryStatus,
+    Direction,
+    HandoffContext,
+    InboundMessage,
+    OutboundMessage,
+    Receipt,
+    Skill,
+    Source,
+)
+from hub.errors import InvalidInput, PayloadTooLarge
+from hub.language import detect_language
+from hub.outbound import ChannelGateway
+from hub.storage.database import Database
+from hub.storage.models import Conversation, Customer, Identity, Message
+from hub.tasks import BackgroundTasks
+from routing import conversations, identity, queues
+
+log = logging.getLogger(__name__)
+
+MAX_CHANNEL_MESSAGE_ID = 200
+SMALL_TALK = {None, "greet", "goodbye", "thanks", "affirm"}
+CONTEXT_MESSAGES = 8
+RESUME_WINDOW = timedelta(hours=1)
+
+# Said when the bot itself failed; the customer must still reach a person.
+BOT_FAILURE_TEXT = {
+    "zh": "抱歉，系统繁忙，正在为您转接人工客服，您前面还有 {position} 位客户。",
+    "en": "Sorry, something went wrong on our side. Connecting you to a colleague; "
+    "you are number {position} in the queue.",
+}
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What processing one inbound message needs, read in one short transaction."""
+
+    message_id: int
+    text: str
+    address: CustomerAddress
+    context: CustomerContext
+    customer_id: int
+
+
+class Router:
+    """Accept inbound messages from any channel and carry each through to its replies."""
+
+    def __init__(
+        self,
+        database: Database,
+        bot: Bot,
+        gateway: ChannelGateway,
+        tasks: BackgroundTasks,
+        *,
+        max_message_chars: int = 2000,
+    ) -> None:
+        self.database = database
+        self.bot = bot
+        self.gateway = gateway
+        self.tasks = tasks
+        self.max_message_chars = max_message_chars
+        # Messages of one conversation are processed one after another, so replies keep order.
+        self._conversation_locks: dict[int, asyncio.Lock] = {}
+        self._lock_users: Counter[int] = Counter()
+
+    # -- accept ---------------------------------------------------------------------------
+
+    async def accept(self, inbound: InboundMessage) -> Receipt:
+        """Commit the message (once) and schedule its processing; return the receipt."""
+        self._validate(inbound)
+        receipt = await self._commit(inbound)
+        if not receipt.duplicate:
+            self.tasks.spawn(self.process(receipt.message_id), name=f"process-{receipt.message_id}")
+        return receipt
+
+    def _validate(self, inbound: InboundMessage) -> None:
+        if not inbound.text.strip() and not inbound.media_urls:
+            raise InvalidInput("The message is empty; send some text.")
+        if len(inbound.text) > self.max_message_chars:
+            raise PayloadTooLarge(
+                f"The message has {len(inbound.text)} characters; the limit is "
+                f"{self.max_message_chars}. Please send it in shorter parts."
+            )
+        if (
+            not inbound.channel_message_id
+            or len(inbound.channel_message_id) > MAX_CHANNEL_MESSAGE_ID
+        ):
+            raise InvalidInput(
+                f"A message id of 1-{MAX_CHANNEL_MESSAGE_ID} characters is required."
+            )
+        if not inbound.address.address or len(inbound.address.address) > 200:
+            raise InvalidInput("The sender address must be 1-200 characters.")
+
+    async def _commit(self, inbound: InboundMessage) -> Receipt:
+        try:
+            async with self.database.write() as session:
+                existing = await self._find_inbound(session, inbound)
+                if existing is not None:
+                    return existing
+                return await self._store_inbound(session, inbound)
+        except IntegrityError:
+            # Another process stored the same provider message a moment ago: return its receipt.
+            async with self.database.read() as session:
+                existing = await self._find_inbound(session, inbound)
+            if existing is None:
+                raise
+            return existing
+
+    @staticmethod
+    async def _find_inbound(session: AsyncSession, inbound: InboundMessage) -> Receipt | None:
+        row = (
+            await session.execute(
+                select(Message.id, Message.conversation_id, Conversation.customer_id)
+                .join(Conversation, Conversation.id == Message.conversation_id)
+                .where(
+                    Message.channel == inbound.address.channel,
+                    Message.channel_message_id == inbound.channel_message_id,
+                )
+            )
+        ).first()
+        if row is None:
+            return None
+        return Receipt(
+            message_id=row[0], conversation_id=row[1], customer_id=row[2], duplicate=True
+        )
+
+    async def _store_inbound(self, session: AsyncSession, inbound: InboundMessage) -> Receipt:
+        language = inbound.language or detect_language(inbound.text)
+        customer, ident = await identity.identify(
+            session, inbound.address, inbound.verified, inbound.display_name
+        )
+        if customer.language is None:
+            customer.language = language
+        conversation = await conversations.open_or_continue(session, customer, ident, language)
+        conversation.verified = ident.verified
+        message = Message(
+            conversation_id=conversation.id,
+            channel=inbound.address.channel,
+            channel_message_id=inbound.channel_message_id,
+            direction=Direction.INBOUND,
+            author=Author.CUSTOMER,
+            text=inbound.text,
+            media_urls=list(inbound.media_urls),
+            sources=[],
+            meta={},
+            delivery_status=DeliveryStatus.RECEIVED,
+            created_at=inbound.received_at or utcnow(),
+        )
+        session.add(message)
+        await session.flush()
+        return Receipt(
+            message_id=message.id,
+            conversation_id=conversation.id,
+            customer_id=customer.id,
+            duplicate=False,
+        )
+
+    # -- process --------------------------------------------------------------------------
+
+    async def process(self, message_id: int) -> None:
+        """Take one committed inbound message through the bot or to its human queue."""
+        async with self.database.read() as session:
+            conversation_id = await session.scalar(
+                select(Message.conversation_id).where(Message.id == message_id)
+            )
+        if conversation_id is None:
+            log.warning("message %s vanished before processing", message_id)
+            return
+        async with self._conversation_lock(conversation_id):
+            await self._process_locked(message_id)
+
+    @asynccontextmanager
+    async def _conversation_lock(self, conversation_id: int) -> AsyncIterator[None]:
+        """Serialise work on one conversation; forget the lock once nobody holds or awaits it."""
+        lock = self._conversation_locks.setdefault(conversation_id, asyncio.Lock())
+        self._lock_users[conversation_id] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._lock_users[conversation_id] -= 1
+            if self._lock_users[conversation_id] == 0:
+                del self._lock_users[conversation_id]
+                self._conversation_locks.pop(conversation_id, None)
+
+    async def _process_locked(self, message_id: int) -> None:
+        work = await self._read_work(message_id)
+        if work is None:
+            return
+        # "typing: false" goes out after the replies, so a client knows the turn is complete.
+        await self.gateway.typing(work.address, work.context.conversation_id, Author.BOT, True)
+        try:
+            reply = await self._ask_bot(work)
+            outbound = await self._store_reply(work, reply)
+            await self._deliver(outbound)
+        finally:
+            await self.gateway.typing(work.address, work.context.conversation_id, Author.BOT, False)
+
+    async def _read_work(self, message_id: int) -> _Work | None:
+        """Load what the bot needs; hand over to a human conversation right away."""
+        async with self.database.write() as session:
+            message = await session.get(Message, message_id)
+            if message is None or message.handled_at is not None:
+                return None
+            conversation = await session.get(Conversation, message.conversation_id)
+            assert conversation is not None
+            if conversation.status != ConversationStatus.BOT:
+                # Queued or with an agent: the agent's console shows it; the bot keeps out.
+                message.handled_at = utcnow()
+                return None
+            customer = await session.get(Customer, conversation.customer_id)
+            ident = await session.get(Identity, conversation.identity_id)
+            assert customer is not None and ident is not None
+            context = await self._context(session, conversation, customer, ident, message)
+            return _Work(
+                message_id=message.id,
+                text=message.text,
+                address=CustomerAddress(ident.channel, ident.address),
+                context=context,
+                customer_id=customer.id,
+            )
+
+    async def _context(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        customer: Customer,
+        ident: Identity,
+        message: Message,
+    ) -> CustomerContext:
+        rows = await session.scalars(
+            select(Message)
+            .where(
+                Message.conversation_id == conversation.id,
+                Message.id < message.id,
+                Message.internal.is_(False),
+            )
+            .order_by(Message.id.desc())
+            .limit(CONTEXT_MESSAGES)
+        )
+        previous = list(reversed(list(rows)))
+        shown: dict[str, Source] = {}
+        for earlier in previous:
+            for source in earlier.sources or []:
+                shown[str(source["id"])] = Source(id=str(source["id"]), title=str(source["title"]))
+        return CustomerContext(
+            customer_id=customer.id,
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            verified=ident.verified,
+            language=detect_language(message.text, fallback=conversation.language or "zh"),
+            display_name=customer.display_name if ident.verified else None,
+            segment=customer.segment,
+            external_id=customer.external_id if ident.verified else None,
+            previous_messages=tuple((m.author, m.text) for m in previous),
+            consecutive_misses=conversation.bot_misses,
+            articles_shown=tuple(shown.values()),
+            topic=conversation.topic,
+        )
+
+    async def _ask_bot(self, work: _Work) -> BotReply:
+        try:
+            return await self.bot.respond(work.text, work.context)
+        except Exception:
+            # A broken bot must never strand a customer: hand off and say so.
+            log.exception(
+                "bot %s failed on message %s; handing off", self.bot.name, work.message_id
+            )
+            language = work.context.language if work.context.language in BOT_FAILURE_TEXT else "en"
+            return BotReply(
+                texts=(),
+                language=language,
+                handoff=HandoffContext(
+                    reason="bot_error",
+                    skill=Skill.GENERAL,
+                    summary=work.text[:200],
+                    bot=self.bot.name,
+                ),
+                handoff_text=BOT_FAILURE_TEXT[language],
+                bot=self.bot.name,
+            )
+
+    async def _store_reply(self, work: _Work, reply: BotReply) -> list[OutboundMessage]:
+        """Commit the bot's replies (and the handoff) with the inbound message marked handled."""
+        now = utcnow()
+        async with self.database.write() as session:
+            message = await session.get(Message, work.message_id)
+            conversation = await session.get(Conversation, work.context.conversation_id)
+            customer = await session.get(Customer, work.customer_id)
+            assert message is not None and conversation is not None and customer is not None
+            if message.handled_at is not None:
+                return []  # processed elsewhere meanwhile (a resumed duplicate run)
+            message.handled_at = now
+            stored: list[Message] = []
+            meta = {"bot": reply.bot, "intent": reply.intent, "confidence": reply.confidence}
+            sources = [{"id": s.id, "title": s.title} for s in reply.sources]
+            for text in reply.texts:
+                stored.append(self._outbound(conversation, Author.BOT, text, sources, meta, now))
+            topic = reply.topic or (reply.intent if reply.intent not in SMALL_TALK else None)
+            if topic:
+                conversation.topic = topic
+            conversation.bot_misses = conversation.bot_misses + 1 if reply.missed else 0
+            if reply.handoff is not None and conversation.status == ConversationStatus.BOT:
+                await queues.enqueue(session, conversation, customer, reply.handoff)
+                position = await queues.queue_position(session, conversation)
+                text = (reply.handoff_text or "").replace("{position}", str(position))
+                notice = self._outbound(
+                    conversation, Author.SYSTEM, text, [], {"queue_position": position}, now
+                )
+                notice.handoff = True
+                stored.append(notice)
+            for item in stored:
+                session.add(item)
+            if stored and conversation.first_response_at is None:
+                conversation.first_response_at = now
+            conversation.last_message_at = now
+            await session.flush()
+            ident = await session.get(Identity, conversation.identity_id)
+            assert ident is not None
+            address = CustomerAddress(ident.channel, ident.address)
+            return [self._to_outbound(m, address) for m in stored]
+
+    @staticmethod
+    def _outbound(
+        conversation: Conversation,
+        author: Author,
+        text: str,
+        sources: list[dict[str, str]],
+        meta: Mapping[str, object],
+        now: datetime,
+    ) -> Message:
+        return Message(
+            conversation_id=conversation.id,
+            channel=conversation.channel,
+            direction=Direction.OUTBOUND,
+            author=author,
+            text=text,
+            sources=sources,
+            media_urls=[],
+            meta={k: v for k, v in meta.items() if v is not None},
+            delivery_status=DeliveryStatus.PENDING,
+            created_at=now,
+        )
+
+    @staticmethod
+    def _to_outbound(message: Message, address: CustomerAddress) -> OutboundMessage:
+        position = (message.meta or {}).get("queue_position")
+        return OutboundMessage(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            address=address,
+            author=Author(message.author),
+            text=message.text,
+            sources=tuple(Source(id=s["id"], title=s["title"]) for s in message.sources or []),
+            handoff=message.handoff,
+            queue_position=int(position) if position is not None else None,
+            created_at=message.created_at,
+            internal=message.internal,
+        )
+
+    async def _deliver(self, outbound: Sequence[OutboundMessage]) -> None:
+        """Hand committed messages to the channel, then record how that went."""
+        if not outbound:
+            return
+        results = [await self.gateway.deliver(m) for m in outbound]
+        async with self.database.write() as session:
+            for item, result in zip(outbound, results, strict=True):
+                message = await session.get(Message, item.message_id)
+                if message is None:
+                    continue
+                message.delivery_status = (
+                    DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED
+                )
+                message.provider_message_id = result.provider_message_id
+                message.delivery_error = result.error
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def resume_unhandled(self) -> int:
+        """Process inbound messages a crash left unhandled (received within the last hour)."""
+        since = utcnow() - RESUME_WINDOW
+        async with self.database.read() as session:
+            ids = list(
+                await session.scalars(
+                    select(Message.id)
+                    .where(
+                        Message.direction == Direction.INBOUND,
+                        Message.handled_at.is_(None),
+                        Message.created_at >= since,
+                    )
+                    .order_by(Message.id)
+                )
+            )
+        for message_id in ids:
+            self.tasks.spawn(self.process(message_id), name=f"resume-{message_id}")
+        if ids:
+            log.info("resuming %d unhandled inbound messages", len(ids))
+        return len(ids)

@@ -1,0 +1,50 @@
+"""Reading conversations back: what a customer sees when their chat reloads."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.domain import CustomerAddress, MessageView, Source
+from hub.storage.models import Identity, Message
+from routing.conversations import latest_conversation
+
+HISTORY_LIMIT = 500
+
+
+def view_of(message: Message) -> MessageView:
+    sources = tuple(Source(id=str(s["id"]), title=str(s["title"])) for s in message.sources or [])
+    position = (message.meta or {}).get("queue_position")
+    return MessageView(
+        id=message.id,
+        conversation_id=message.conversation_id,
+        author=message.author,
+        text=message.text,
+        sources=sources,
+        handoff=message.handoff,
+        queue_position=int(position) if position is not None else None,
+        created_at=message.created_at,
+        channel_message_id=message.channel_message_id,
+        delivery_status=message.delivery_status,
+    )
+
+
+async def customer_history(session: AsyncSession, address: CustomerAddress) -> list[MessageView]:
+    """The messages of the address's latest conversation, oldest first."""
+    identity = await session.scalar(
+        select(Identity).where(
+            Identity.channel == address.channel, Identity.address == address.address
+        )
+    )
+    if identity is None:
+        return []
+    conversation = await latest_conversation(session, identity.id)
+    if conversation is None:
+        return []
+    rows = await session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.internal.is_(False))
+        .order_by(Message.id.desc())
+        .limit(HISTORY_LIMIT)
+    )
+    return [view_of(m) for m in reversed(list(rows))]
