@@ -1,1 +1,1 @@
-"""The agents' and supervisors' console and its Socket.IO namespaces (built with the console issue)."""
+"""The agents' and supervisors' console: HTTP API, Socket.IO namespaces, access, masking."""

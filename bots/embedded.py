@@ -10,6 +10,8 @@ customer's language; the bot never composes an answer of its own.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +27,12 @@ from bots.project import RASA_DIR, ProjectError, RasaProject, load_project
 from bots.topics import is_on_topic, summarize
 from hub.domain import Author, CustomerContext, HandoffContext, Source
 from hub.language import DEFAULT_LANGUAGE, SUPPORTED_LANGUAGES, detect_language
-from knowledge.embedding import Embedder
+from knowledge.embedding import (
+    Embedder,
+    PassageCache,
+    SharedQueryEmbedder,
+    shared_query_vectors,
+)
 from knowledge.service import KnowledgeBase
 from knowledge.types import ArticleDoc, SearchResult
 
@@ -73,6 +80,15 @@ class _Brain:
     chitchat: frozenset[str]
 
 
+@dataclass(frozen=True)
+class KbVerdict:
+    """What the KB says about a question, as this bot acts on it (see `consult_kb`)."""
+
+    answer: BotReply | None  # the cited answer, when the search gate passes
+    result: SearchResult
+    skill: str  # where a handoff about this question goes
+
+
 class EmbeddedBot:
     """The in-process `Bot`: reads `bots/rasa/`, shares the hub's embedders and KB."""
 
@@ -95,6 +111,9 @@ class EmbeddedBot:
         self._project_dir = project_dir
         self._brain: _Brain | None = None
         self._warming = asyncio.Lock()
+        # Long articles are quoted by their sentences closest to the question: the query
+        # vector is the turn's, the sentences' vectors are kept across turns.
+        self._excerpts = SharedQueryEmbedder(self._embedders[0], PassageCache())
 
     async def warm_up(self) -> None:
         """Load the Rasa project and train the intent classifier (idempotent)."""
@@ -102,6 +121,11 @@ class EmbeddedBot:
 
     async def respond(self, text: str, context: CustomerContext) -> BotReply:
         """Answer one customer message."""
+        # The classifier and the KB search embed the same words: once per model and turn.
+        with shared_query_vectors():
+            return await self._respond(text, context)
+
+    async def _respond(self, text: str, context: CustomerContext) -> BotReply:
         brain = await self._ready()
         clean = text.strip()
         language = _language(clean, context.language)
@@ -118,6 +142,19 @@ class EmbeddedBot:
             reply.handoff.reason if reply.handoff else None,
         )
         return reply
+
+    async def consult_kb(
+        self, question: str, language: str, topic: str | None = None, intent: str | None = None
+    ) -> KbVerdict:
+        """Search the KB as this bot does: the cited answer when the gate passes, and the skill.
+
+        Other bots (Rasa, through the hub's bot API) use it so that every bot quotes, cites and
+        routes exactly alike.
+        """
+        brain = await self._ready()
+        query = question.strip()[:MAX_QUERY_CHARS]
+        answer, result = await self._answer(brain, query, _language("", language))
+        return KbVerdict(answer, result, self._route(brain, result, intent, topic))
 
     # --- policy --------------------------------------------------------------------------------
 
@@ -161,20 +198,25 @@ class EmbeddedBot:
 
     async def _try_answer(self, brain: _Brain, turn: _Turn) -> tuple[BotReply | None, SearchResult]:
         """Answer from the KB when the gate passes; return the search result either way."""
-        result = await self._kb.search(turn.query, k=SEARCH_K)
+        return await self._answer(brain, turn.query, turn.language)
+
+    async def _answer(
+        self, brain: _Brain, query: str, language: str
+    ) -> tuple[BotReply | None, SearchResult]:
+        result = await self._kb.search(query, k=SEARCH_K)
         if not result.answerable or result.best is None:
             return None, result
-        doc = await self._article_to_quote(result, turn.language)
+        doc = await self._article_to_quote(result, language)
         if doc is None:  # unpublished between search and fetch: treat as unanswered
             return None, result
         body = doc.body.strip()
         if len(body) > replies.FULL_BODY_CHARS:
-            body = await self._run(replies.relevant_excerpt, body, turn.query, self._embedders[0])
-        text = replies.article_answer(brain.project, doc, body, turn.language)
+            body = await self._run(replies.relevant_excerpt, body, query, self._excerpts)
+        text = replies.article_answer(brain.project, doc, body, language)
         return (
             BotReply(
                 texts=(text,),
-                language=turn.language,
+                language=language,
                 intent=ASK_KB,
                 confidence=result.confidence,
                 sources=(Source(doc.id, doc.title),),
@@ -309,6 +351,11 @@ class EmbeddedBot:
         self, brain: _Brain, turn: _Turn, result: SearchResult | None, intent: str | None
     ) -> str:
         """Route by the best hit's category when it is on topic, else by intent or topic."""
+        return self._route(brain, result, intent, turn.context.topic)
+
+    def _route(
+        self, brain: _Brain, result: SearchResult | None, intent: str | None, topic: str | None
+    ) -> str:
         project = brain.project
         default = project.handoff.default_skill
         best = result.best if result is not None else None
@@ -318,8 +365,8 @@ class EmbeddedBot:
                 return skill
         for candidate in (
             project.skill_for_intent(intent),
-            project.skill_for_category(turn.context.topic),
-            project.skill_for_intent(turn.context.topic),
+            project.skill_for_category(topic),
+            project.skill_for_intent(topic),
         ):
             if candidate and candidate != default:
                 return candidate
@@ -358,7 +405,8 @@ class EmbeddedBot:
         missing = project.missing_variants(replies.responses_needed(project))
         if missing:
             raise ProjectError(f"domain.yml lacks these response variants: {', '.join(missing)}")
-        classifier = IntentClassifier.train(project.examples, self._embedders, self._cache_dir)
+        shared = [SharedQueryEmbedder(e) for e in self._embedders]
+        classifier = IntentClassifier.train(project.examples, shared, self._cache_dir)
         chitchat = frozenset(
             normalize(t).lower() for intent in CHITCHAT for t in project.examples.get(intent, ())
         )
@@ -373,7 +421,9 @@ class EmbeddedBot:
         for hit in result.hits[1:]:
             if hit.lang == language:
                 other = await self._article(hit.article_id)
-                if other is not None and _same_article(best, other):
+                if other is not None and await self._run(
+                    self._kb.engine.are_translations, best.id, other.id
+                ):
                     return other
         return best
 
@@ -381,21 +431,12 @@ class EmbeddedBot:
         return await self._kb.get_doc(article_id)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        # Carry the turn's context into the executor (shared query vectors), as asyncio.to_thread.
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
 
 def _language(text: str, fallback: str) -> str:
     base = (fallback or DEFAULT_LANGUAGE)[:2].lower()
     language = detect_language(text, fallback=base) if text else base
     return language if language in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
-
-
-def _same_article(one: ArticleDoc, other: ArticleDoc) -> bool:
-    """Tell whether two articles are language versions of each other (by their titles)."""
-    forward = bool(one.title_alt) and _fold(one.title_alt) == _fold(other.title)
-    backward = bool(other.title_alt) and _fold(other.title_alt) == _fold(one.title)
-    return forward or backward
-
-
-def _fold(title: str | None) -> str:
-    return (title or "").strip().casefold()

@@ -12,6 +12,8 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
 
 import socketio
 from aiohttp import web
@@ -19,10 +21,13 @@ from aiohttp import web
 from hub.domain import (
     CustomerAddress,
     DeliveryResult,
+    DeliveryStatus,
     InboundMessage,
     MessageView,
     OutboundMessage,
+    PushDevice,
     Receipt,
+    VerifiedIdentity,
 )
 from hub.settings import Settings
 
@@ -30,6 +35,32 @@ log = logging.getLogger(__name__)
 
 AcceptInbound = Callable[[InboundMessage], Awaitable[Receipt]]
 ReadHistory = Callable[[CustomerAddress], Awaitable[list[MessageView]]]
+# (address, flag): the customer is typing / stopped; their last connection opened / closed.
+CustomerSignal = Callable[[CustomerAddress, bool], Awaitable[None]]
+# (channel, provider message id, status, error): a provider's delivery receipt arrived.
+RecordStatus = Callable[[str, str, DeliveryStatus, str | None], Awaitable[None]]
+
+
+class PhoneVerifier(Protocol):
+    """The OTP step-up a channel offers an unverified contact (implemented in routing)."""
+
+    async def start_verification(
+        self, address: CustomerAddress, phone: str, language: str | None = None
+    ) -> datetime:
+        """Text a code to `phone` if it is a customer's; return when the code expires."""
+
+    async def check_verification(self, address: CustomerAddress, code: str) -> VerifiedIdentity:
+        """Link the contact to the customer when `code` is right; raise `InvalidInput` if not."""
+
+
+class AppDevices(Protocol):
+    """Where the mobile app's push tokens are kept (implemented in `hub.devices`)."""
+
+    async def register(self, device: PushDevice) -> None: ...
+
+    async def devices_of(self, customer_ref: str) -> list[PushDevice]: ...
+
+    async def forget(self, push_token: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -40,12 +71,25 @@ class ChannelContext:
     history: ReadHistory
     settings: Settings
     sio: socketio.AsyncServer  # the hub's one Socket.IO server (web chat, app, console)
+    verify_phone: PhoneVerifier | None = None  # OTP step-up; None where it is not wired
+    # Routing's hooks for live channels (None where routing is not wired): a typing
+    # indicator for the agent, and connection changes that decide queue abandonment.
+    customer_typing: CustomerSignal | None = None
+    customer_connected: CustomerSignal | None = None
+    # Delivery receipts (sent/delivered/read/failed) from providers' status webhooks.
+    record_status: RecordStatus | None = None
+    app_devices: AppDevices | None = None  # the mobile app's push tokens
 
 
 class Channel(ABC):
     """Base of every channel adapter (template method: `deliver` wraps `send`)."""
 
     name: str
+    # Other channel names this adapter also delivers (one Twilio adapter: SMS and WhatsApp).
+    aliases: tuple[str, ...] = ()
+    # Provider channels send through the outbox (retries, backoff, at-least-once); a live
+    # socket channel such as web chat delivers at once, in the caller's task.
+    uses_outbox: bool = True
 
     def __init__(self, context: ChannelContext) -> None:
         self.context = context
@@ -58,7 +102,9 @@ class Channel(ABC):
         if message.internal:
             # Internal notes are for agents only; refusing here protects every channel at once.
             log.error("refused to send internal message %s to a customer", message.message_id)
-            return DeliveryResult(ok=False, error="internal notes are never sent to customers")
+            return DeliveryResult(
+                ok=False, error="internal notes are never sent to customers", retryable=False
+            )
         try:
             return await self.send(message)
         except Exception as error:  # a provider failure must become a status, not a crash

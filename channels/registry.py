@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from channels.app_push import AppChannel
 from channels.base import Channel, ChannelContext
+from channels.meta import MessengerChannel, WhatsAppCloudChannel
+from channels.twilio_messaging import TwilioMessagingChannel
 from channels.webchat import WebChatChannel
+from channels.wechat import WeChatChannel
 from hub.domain import CustomerAddress, DeliveryResult, OutboundMessage
 
 log = logging.getLogger(__name__)
@@ -13,6 +17,11 @@ log = logging.getLogger(__name__)
 # One line per channel. The app channel shares the web-chat adapter (same Socket.IO namespace).
 CHANNEL_CLASSES: dict[str, type[Channel]] = {
     WebChatChannel.name: WebChatChannel,
+    WhatsAppCloudChannel.name: WhatsAppCloudChannel,
+    MessengerChannel.name: MessengerChannel,
+    WeChatChannel.name: WeChatChannel,
+    AppChannel.name: AppChannel,
+    TwilioMessagingChannel.name: TwilioMessagingChannel,  # sms, and whatsapp via Twilio
 }
 
 
@@ -36,11 +45,18 @@ class ChannelRegistry:
                 return adapter
         return None
 
+    def delivers_directly(self, channel: str) -> bool:
+        """Say whether messages on `channel` skip the outbox (live sockets, unknown channels)."""
+        adapter = self.adapter_for(channel)
+        return adapter is None or not adapter.uses_outbox
+
     async def deliver(self, message: OutboundMessage) -> DeliveryResult:
         adapter = self.adapter_for(message.address.channel)
         if adapter is None:
             return DeliveryResult(
-                ok=False, error=f"no adapter for channel {message.address.channel}"
+                ok=False,
+                error=f"no adapter for channel {message.address.channel}",
+                retryable=False,
             )
         return await adapter.deliver(message)
 

@@ -44,6 +44,8 @@ CLIENT_ID = re.compile(r"^[A-Za-z0-9_\-.:]{1,100}$")
 # Flood control per connection: a person does not send more than this; a script might.
 RATE_LIMIT_MESSAGES = 20
 RATE_LIMIT_WINDOW = 10.0
+# A customer still typing is re-announced to the agent at most this often.
+TYPING_REPEAT_SECONDS = 3.0
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ChatSession:
     customer_name: str | None
     language: str | None
     sent_at: deque[float]
+    typing: bool = False
+    typing_sent_at: float = 0.0
 
 
 def room_for(address: CustomerAddress) -> str:
@@ -110,8 +114,19 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 }
             )
         verified, name, token_error = self._verify(auth.get("token"))
+        # The firm's mobile app shares this namespace (`auth.client = "app"`); it always
+        # carries the app-issued identity token, and its replies can fall back to push.
+        is_app = auth.get("client") == ChannelName.APP.value
+        if is_app and verified is None:
+            raise socketio.exceptions.ConnectionRefusedError(
+                {
+                    "code": "unauthenticated",
+                    "message": "The app must connect with a valid identity token in auth.token.",
+                }
+            )
         if verified is not None:
-            address = CustomerAddress(self.channel, f"customer:{verified.customer_id}")
+            channel = ChannelName.APP.value if is_app else self.channel
+            address = CustomerAddress(channel, f"customer:{verified.customer_id}")
         else:
             address = CustomerAddress(self.channel, f"visitor:{visitor_id}")
         language = auth.get("language") if auth.get("language") in SUPPORTED_LANGUAGES else None
@@ -125,6 +140,8 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if token_error:
             payload["token_error"] = token_error
         await self.emit("session", payload, to=sid)
+        if self.context.customer_connected is not None and not is_app:
+            await self.context.customer_connected(address, True)
 
     def _verify(self, token: Any) -> tuple[VerifiedIdentity | None, str | None, str | None]:
         if token is None or token == "":
@@ -140,7 +157,34 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return VerifiedIdentity(customer_id=claim.customer_id, method="token"), claim.name, None
 
     async def on_disconnect(self, sid: str, *_: Any) -> None:
-        self.sessions.pop(sid, None)
+        session = self.sessions.pop(sid, None)
+        if session is None or self.context.customer_connected is None:
+            return
+        if session.address.channel == ChannelName.APP.value:
+            return  # a closed app is still reachable by push: leaving it abandons nothing
+        # Another tab of the same customer keeps them in the conversation.
+        if not any(other.address == session.address for other in self.sessions.values()):
+            await self.context.customer_connected(session.address, False)
+
+    async def on_typing(self, sid: str, data: Any) -> dict[str, Any]:
+        """Show the agent that the customer is (or stopped) typing: `{"typing": bool}`."""
+        session = self.sessions.get(sid)
+        if session is None:
+            return {"error": {"code": "unauthenticated", "message": "Connect to /chat first."}}
+        typing = data.get("typing") if isinstance(data, dict) else None
+        if not isinstance(typing, bool):
+            return {
+                "error": {
+                    "code": "invalid_input",
+                    "message": 'Send {"typing": true} or {"typing": false}.',
+                }
+            }
+        now = time.monotonic()
+        repeat = typing and now - session.typing_sent_at >= TYPING_REPEAT_SECONDS
+        if self.context.customer_typing is not None and (typing != session.typing or repeat):
+            session.typing, session.typing_sent_at = typing, now
+            await self.context.customer_typing(session.address, typing)
+        return {"ok": True}
 
     async def on_message(self, sid: str, data: Any) -> dict[str, Any]:
         session = self.sessions.get(sid)
@@ -152,6 +196,7 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             receipt = await self.context.accept(inbound)
         except HubError as error:
             return {"error": {"code": error.code, "message": error.message}}
+        session.typing = False  # a sent message ends the typing the agent was shown
         return {"id": receipt.message_id, "conversation_id": receipt.conversation_id}
 
     def _parse(self, session: ChatSession, data: Any) -> InboundMessage:
@@ -181,11 +226,52 @@ class ChatNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise RateLimited("You are sending messages very quickly; please wait a few seconds.")
         session.sent_at.append(now)
 
+    async def on_verify_start(self, sid: str, data: Any) -> dict[str, Any]:
+        """Text a one-time code to the phone number the visitor gives (OTP step-up)."""
+        session = self.sessions.get(sid)
+        verifier = self.context.verify_phone
+        if session is None or verifier is None:
+            return _not_available(session)
+        phone = data.get("phone") if isinstance(data, dict) else None
+        try:
+            if not isinstance(phone, str) or not 5 <= len(phone) <= 32:
+                raise InvalidInput('Send {"phone": "+86 138 0000 0000"}.')
+            expires_at = await verifier.start_verification(session.address, phone, session.language)
+        except HubError as error:
+            return {"error": {"code": error.code, "message": error.message}}
+        return {"ok": True, "expires_at": expires_at.isoformat()}
+
+    async def on_verify_code(self, sid: str, data: Any) -> dict[str, Any]:
+        """Check the code; from now on this connection is the verified customer."""
+        session = self.sessions.get(sid)
+        verifier = self.context.verify_phone
+        if session is None or verifier is None:
+            return _not_available(session)
+        code = data.get("code") if isinstance(data, dict) else None
+        try:
+            if not isinstance(code, str):
+                raise InvalidInput('Send {"code": "123456"}.')
+            session.verified = await verifier.check_verification(session.address, code)
+        except HubError as error:
+            return {"error": {"code": error.code, "message": error.message}}
+        return {"ok": True, "verified": True, "method": session.verified.method}
+
     async def on_history(self, sid: str, *_: Any) -> list[dict[str, Any]] | dict[str, Any]:
         session = self.sessions.get(sid)
         if session is None:
             return {"error": {"code": "unauthenticated", "message": "Connect to /chat first."}}
         return [message_json(view) for view in await self.context.history(session.address)]
+
+
+def _not_available(session: ChatSession | None) -> dict[str, Any]:
+    if session is None:
+        return {"error": {"code": "unauthenticated", "message": "Connect to /chat first."}}
+    return {
+        "error": {
+            "code": "service_unavailable",
+            "message": "Verification by SMS is not available here.",
+        }
+    }
 
 
 class RateLimited(HubError):
@@ -197,6 +283,9 @@ class WebChatChannel(Channel):
     """Web chat and in-app chat over Socket.IO, plus the widget's static files."""
 
     name = ChannelName.WEBCHAT.value
+    # A Socket.IO emit either reaches the connected customer now or they read it back with
+    # `history` on their next connect: nothing to retry, so no outbox.
+    uses_outbox = False
 
     def __init__(self, context: ChannelContext) -> None:
         super().__init__(context)

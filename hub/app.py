@@ -20,11 +20,22 @@ import socketio
 from aiohttp import web
 from sqlalchemy import func, select, text
 
+from agent_console.http import ConsoleApiRoutes
+from agent_console.masking import mask_text
+from agent_console.namespaces import ConsoleDeps, ConsoleSockets
+from agent_console.web import ConsoleRoutes
+from bots.base import Bot
 from bots.embedded import EmbeddedBot
-from channels.base import ChannelContext
+from bots.fallback import CircuitBreaker, FallbackBot
+from bots.http import BotApiRoutes
+from bots.rasa_client import RasaBot
+from bots.turn_grants import TurnGrants
+from channels.base import ChannelContext, RecordStatus
 from channels.registry import ChannelRegistry
 from hub import demo
-from hub.domain import CustomerAddress, MessageView
+from hub.delivery_status import record_provider_status
+from hub.devices import DeviceDirectory
+from hub.domain import CustomerAddress, DeliveryStatus, MessageView
 from hub.http import error_middleware
 from hub.settings import Settings, with_local_secrets
 from hub.storage.database import Database
@@ -36,7 +47,11 @@ from knowledge.http import KnowledgeRoutes
 from knowledge.importer import read_articles
 from knowledge.search import SearchEngine
 from knowledge.service import KnowledgeBase
+from routing.engine import RoutingEngine
+from routing.events import MessageStatusChanged
 from routing.http import MetricsRoutes
+from routing.otp import LoggingSmsSender, PhoneVerification
+from routing.outbox import Outbox
 from routing.router import Router
 from routing.transcripts import customer_history
 
@@ -60,6 +75,12 @@ class Hub:
     sio: socketio.AsyncServer
     channels: ChannelRegistry
     router: Router
+    routing: RoutingEngine  # offers, assignment, presence, SLA/overflow timers
+    console: ConsoleSockets  # the `/agent` and `/supervisor` namespaces
+    otp: PhoneVerification | None = None  # OTP step-up; its `sender` is pluggable
+    outbox: Outbox | None = None  # provider-channel deliveries (routing/outbox.py)
+    rasa: RasaBot | None = None  # set with SERVICEHUB_RASA_URL; `chat_bot` wraps it
+    chat_bot: Bot | None = None  # what the router asks: `bot`, or Rasa falling back to it
 
 
 HUB = web.AppKey("hub", Hub)
@@ -88,13 +109,62 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
         engineio_logger=False,
     )
     channels = ChannelRegistry()
-    router = Router(database, bot, channels, tasks, max_message_chars=settings.max_message_chars)
+    grants = TurnGrants.from_secret(settings.identity_secret)
+    rasa, chat_bot = _chat_bot(settings, bot, grants)
+    # Replies reach provider channels through the outbox (retries, at least once).
+    outbox = Outbox(database, channels, settings.outbox)
+    engine = RoutingEngine(
+        database, outbox, settings.routing, max_message_chars=settings.max_message_chars
+    )
+    outbox.publish = engine.publish  # delivery outcomes show in the console
+    router = Router(
+        database,
+        chat_bot,
+        outbox,
+        tasks,
+        max_message_chars=settings.max_message_chars,
+        default_region=settings.default_region,
+        hooks=engine,
+    )
+    otp = PhoneVerification(
+        database,
+        LoggingSmsSender(),
+        secret=settings.identity_secret,
+        region=settings.default_region,
+    )
     channels.start(
         ChannelContext(
-            accept=router.accept, history=_history_reader(database), settings=settings, sio=sio
+            accept=router.accept,
+            history=_history_reader(database),
+            settings=settings,
+            sio=sio,
+            verify_phone=otp,
+            customer_typing=engine.customer_typing,
+            customer_connected=engine.customer_presence,
+            record_status=_status_recorder(database, engine),
+            app_devices=DeviceDirectory(database),
         )
     )
-    hub = Hub(settings, database, executor, tasks, models, kb, bot, sio, channels, router)
+    console = ConsoleSockets.register(
+        sio, ConsoleDeps(database, engine, settings.admin_token), settings.routing.wallboard_seconds
+    )
+    hub = Hub(
+        settings,
+        database,
+        executor,
+        tasks,
+        models,
+        kb,
+        bot,
+        sio,
+        channels,
+        router,
+        routing=engine,
+        console=console,
+    )
+    hub.otp = otp
+    hub.outbox = outbox
+    hub.rasa, hub.chat_bot = rasa, chat_bot
 
     app = web.Application(middlewares=[error_middleware], client_max_size=MAX_REQUEST_BYTES)
     app[HUB] = hub
@@ -102,14 +172,32 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
     app.router.add_get("/healthz", _healthz)
     for adapter in channels.adapters.values():
         adapter.setup(app)
-    KnowledgeRoutes(kb, settings).register(app)
+    KnowledgeRoutes(kb, settings, mask=mask_text).register(app)
     MetricsRoutes(database, settings).register(app)
+    BotApiRoutes(database, kb, bot, grants, settings).register(app)
+    ConsoleRoutes().register(app)
+    ConsoleApiRoutes(database, settings, kb).register(app)
     if settings.demo:
         demo.DemoRoutes(database, settings).register(app)
     app.cleanup_ctx.append(_database(hub))
     app.cleanup_ctx.append(_knowledge(hub))
+    app.cleanup_ctx.append(_rasa_session(hub))
     app.cleanup_ctx.append(_pipeline(hub))
+    app.cleanup_ctx.append(_routing(hub))
+    app.cleanup_ctx.append(_outbox_runner(outbox))
     return app
+
+
+def _chat_bot(
+    settings: Settings, embedded: EmbeddedBot, grants: TurnGrants
+) -> tuple[RasaBot | None, Bot]:
+    """Talk to Rasa when SERVICEHUB_RASA_URL is set, with the embedded bot as its fallback."""
+    if not settings.rasa_url:
+        return None, embedded
+    rasa = RasaBot(settings.rasa_url, settings.rasa_token, grants)
+    breaker = CircuitBreaker(settings.rasa_breaker_failures, settings.rasa_breaker_cool_down)
+    log.info("bot: Rasa at %s, falling back to the embedded bot", settings.rasa_url)
+    return rasa, FallbackBot(rasa, embedded, settings.rasa_timeout, breaker)
 
 
 def _history_reader(database: Database) -> Callable[[CustomerAddress], Any]:
@@ -120,11 +208,33 @@ def _history_reader(database: Database) -> Callable[[CustomerAddress], Any]:
     return history
 
 
+def _status_recorder(database: Database, engine: RoutingEngine) -> RecordStatus:
+    """Apply a provider's delivery receipt and show the new status in the console."""
+
+    async def record(
+        channel: str, provider_message_id: str, status: DeliveryStatus, error: str | None
+    ) -> None:
+        change = await record_provider_status(database, channel, provider_message_id, status, error)
+        if change is not None:
+            await engine.publish(
+                [
+                    MessageStatusChanged(
+                        change.conversation_id,
+                        change.message_id,
+                        change.delivery_status,
+                        change.delivery_error,
+                    )
+                ]
+            )
+
+    return record
+
+
 def _database(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         await upgrade_database(hub.database)
         if hub.settings.demo:
-            await demo.seed_people(hub.database)
+            await demo.seed_people(hub.database, hub.settings.default_region)
         try:
             yield
         finally:
@@ -155,6 +265,20 @@ def _knowledge(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
     return ctx
 
 
+def _rasa_session(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        if hub.rasa is None:
+            yield
+            return
+        await hub.rasa.open()
+        try:
+            yield
+        finally:
+            await hub.rasa.close()
+
+    return ctx
+
+
 def _pipeline(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(_: web.Application) -> AsyncIterator[None]:
         await hub.router.resume_unhandled()
@@ -162,6 +286,39 @@ def _pipeline(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
             yield
         finally:
             await hub.tasks.drain()
+
+    return ctx
+
+
+def _routing(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Run the routing loop and the wallboard feed; stop them before the database closes."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        loops = [
+            asyncio.create_task(hub.routing.run(), name="routing"),
+            asyncio.create_task(hub.console.feed.run(), name="wallboard"),
+        ]
+        try:
+            yield
+        finally:
+            for loop in loops:
+                loop.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+
+    return ctx
+
+
+def _outbox_runner(outbox: Outbox) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Queue what a crash left undelivered, then run the outbox; stop it before the database."""
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        await outbox.recover()
+        runner = asyncio.create_task(outbox.run(), name="outbox")
+        try:
+            yield
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
 
     return ctx
 
@@ -175,4 +332,7 @@ async def _healthz(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     async with hub.database.read() as session:
         await session.execute(text("SELECT 1"))
-    return web.json_response({"status": "ok", "articles": len(hub.kb.engine)})
+    body: dict[str, Any] = {"status": "ok", "articles": len(hub.kb.engine)}
+    if isinstance(hub.chat_bot, FallbackBot):
+        body["bot"] = hub.chat_bot.status()
+    return web.json_response(body)

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 import click
 
+from bots.rasa_cli import rasa
 from hub.errors import HubError
 from hub.settings import Settings, load_settings
 
@@ -78,6 +79,7 @@ def serve(host: str | None, port: int | None, no_demo: bool) -> None:
             f"servicehub is running ({'demo data, ' if settings.demo else ''}"
             f"database {settings.database_url.split('://')[0]}):\n"
             f"  demo help site + chat widget  {base}/\n"
+            f"  agent console                 {base}/console\n"
             f"  KB search API                 {base}/api/kb/search?q=...\n"
             f"  health                        {base}/healthz\n"
             "Press Ctrl+C to stop."
@@ -216,6 +218,55 @@ def kb_eval(path: Path, against_hub: bool) -> None:
 
 
 @main.group()
+def crm() -> None:
+    """Customer data from the firm's CRM: import customers, holdings, transactions, alerts."""
+
+
+@crm.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+def crm_import(path: Path) -> None:
+    """Import customers from PATH: JSONL (one customer per line) or CSV.
+
+    JSONL lines hold external_id, name, segment, language, risk_tags, risk_preference,
+    profile and the lists identities, holdings, transactions, alerts, cases. CSV is a folder
+    of customers.csv, identities.csv, holdings.csv, transactions.csv, alerts.csv, cases.csv
+    (or one of them), every row keyed by external_id. Customers are updated by external_id;
+    a list given replaces that kind for the customer. One bad line fails the whole import.
+    """
+    from hub.crm.importer import read_customers
+    from hub.crm.upsert import store_customers
+    from hub.storage.database import Database
+    from hub.storage.migrate import upgrade_database
+
+    settings = _settings()
+    _configure_logging("WARNING")
+    try:
+        batch = read_customers(path, settings.default_region)
+    except HubError as error:
+        _fail(error.message)
+    if not batch:
+        _fail(f"{path} holds no customers.")
+
+    async def run() -> str:
+        database = Database(settings.database_url)
+        try:
+            await upgrade_database(database)
+            async with database.write() as session:
+                report = await store_customers(session, batch, actor="cli:crm-import")
+        finally:
+            await database.dispose()
+        return report.describe()
+
+    try:
+        summary = asyncio.run(run())
+    except HubError as error:
+        _fail(error.message)
+    except OSError as error:
+        _fail(f"cannot reach the database: {error}")
+    click.echo(f"Imported {len(batch)} customers from {path}: {summary}.")
+
+
+@main.group()
 def db() -> None:
     """Manage the database schema."""
 
@@ -271,3 +322,6 @@ async def _knowledge_base(settings: Settings) -> AsyncIterator[Any]:
     finally:
         executor.shutdown(wait=True)
         await database.dispose()
+
+
+main.add_command(rasa)  # `servicehub rasa …`, defined with the Rasa client (bots/rasa_cli.py)

@@ -9,20 +9,22 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import func, select
 
+from hub.crm.importer import read_customers
+from hub.crm.upsert import store_customers
 from hub.errors import InvalidInput, NotFound
 from hub.identity_tokens import issue_identity_token
 from hub.passwords import hash_password
+from hub.phones import DEFAULT_REGION
 from hub.settings import Settings
 from hub.storage.database import Database
-from hub.storage.models import Agent, Customer, Holding, Identity
+from hub.storage.models import Agent, CannedReply, Customer
 
 log = logging.getLogger(__name__)
 
@@ -45,35 +47,20 @@ def _lines(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-async def seed_people(database: Database) -> SeedReport:
-    """Insert the demo customers and staff unless the database already has some."""
+async def seed_people(database: Database, region: str = DEFAULT_REGION) -> SeedReport:
+    """Insert the demo customers, staff and canned replies where there are none yet.
+
+    Customers go through the CRM importer (`hub/crm/`), exactly as a firm's own file would,
+    so the demo shows holdings, transactions, risk alerts and open cases.
+    """
+    customers = read_customers(DEMO_DIR / "customers.jsonl", region)
     async with database.write() as session:
-        if await session.scalar(select(func.count()).select_from(Customer)):
-            return SeedReport(0, 0)
-        customers = _lines(DEMO_DIR / "customers.jsonl")
-        for record in customers:
-            customer = Customer(
-                external_id=record["external_id"],
-                display_name=record["name"],
-                segment=record.get("segment"),
-                language=record.get("language"),
-                risk_tags=list(record.get("risk_tags", [])),
-                profile={
-                    **record.get("profile", {}),
-                    "risk_preference": record.get("risk_preference"),
-                },
-            )
-            session.add(customer)
-            await session.flush()
-            for ident in record.get("identities", []):
-                session.add(
-                    Identity(
-                        customer_id=customer.id, channel=ident["channel"], address=ident["address"]
-                    )
-                )
-            for holding in record.get("holdings", []):
-                session.add(_holding(customer.id, holding))
+        seeded_customers = 0
+        if not await session.scalar(select(func.count()).select_from(Customer)):
+            await store_customers(session, customers, actor="demo-seed")
+            seeded_customers = len(customers)
         staff = _lines(DEMO_DIR / "agents.jsonl")
+        seeded_staff = 0
         if not await session.scalar(select(func.count()).select_from(Agent)):
             for record in staff:
                 session.add(
@@ -85,26 +72,24 @@ async def seed_people(database: Database) -> SeedReport:
                         skills=list(record.get("skills", [])),
                         languages=list(record.get("languages", [])),
                         max_concurrent=int(record.get("max_concurrent", 3)),
+                        locale=record.get("locale", "zh"),
                     )
                 )
-    log.info("seeded %d demo customers and %d staff", len(customers), len(staff))
-    return SeedReport(len(customers), len(staff))
-
-
-def _holding(customer_id: int, record: dict[str, Any]) -> Holding:
-    maturity = record.get("maturity_date")
-    amount = record.get("amount")
-    return Holding(
-        customer_id=customer_id,
-        kind=record["kind"],
-        product_name=record["product_name"],
-        account_number=record.get("account_number"),
-        amount=Decimal(str(amount)) if amount is not None else None,
-        currency=record.get("currency", "CNY"),
-        maturity_date=date.fromisoformat(maturity) if maturity else None,
-        status=record.get("status", "active"),
-        details=dict(record.get("details", {})),
-    )
+            seeded_staff = len(staff)
+        if not await session.scalar(select(func.count()).select_from(CannedReply)):
+            for reply in _lines(DEMO_DIR / "canned_replies.jsonl"):
+                session.add(
+                    CannedReply(
+                        language=reply["language"],
+                        shortcut=reply["shortcut"],
+                        title=reply["title"],
+                        text=reply["text"],
+                        skill=reply.get("skill"),
+                    )
+                )
+    if seeded_customers or seeded_staff:
+        log.info("seeded %d demo customers and %d staff", seeded_customers, seeded_staff)
+    return SeedReport(seeded_customers, seeded_staff)
 
 
 class DemoRoutes:

@@ -15,6 +15,7 @@ class Channel(StrEnum):
     APP = "app"
     SMS = "sms"
     WHATSAPP = "whatsapp"
+    WHATSAPP_CLOUD = "whatsapp_cloud"  # Meta's Cloud API; "whatsapp" is via Twilio
     VOICE = "voice"
     MESSENGER = "messenger"
     WECHAT = "wechat"
@@ -189,6 +190,12 @@ class DeliveryResult:
     ok: bool
     provider_message_id: str | None = None
     error: str | None = None
+    # False when trying again cannot help (the provider refused the number or the content);
+    # the outbox then marks the message failed at once instead of retrying.
+    retryable: bool = True
+    # True when the message was put in the outbox rather than handed over: its status is
+    # recorded (and pushed to the console) by the outbox runner, not by the caller.
+    queued: bool = False
 
 
 @dataclass(frozen=True)
@@ -205,3 +212,12 @@ class MessageView:
     created_at: datetime
     channel_message_id: str | None
     delivery_status: str
+
+
+@dataclass(frozen=True)
+class PushDevice:
+    """A mobile-app device registered for push notifications."""
+
+    customer_ref: str  # the firm's customer id (the identity token's subject)
+    platform: str  # "android", "ios", "harmony"
+    push_token: str

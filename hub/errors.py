@@ -71,6 +71,13 @@ class Conflict(HubError):
     http_status = 409
 
 
+class RateLimited(HubError):
+    """Too many attempts in a short time (logins, one-time codes); try again later."""
+
+    code = "rate_limited"
+    http_status = 429
+
+
 class ImportFailed(HubError):
     """An import file has a bad line; nothing from the file was stored."""
 

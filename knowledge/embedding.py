@@ -6,7 +6,10 @@ import importlib
 import os
 import re
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -172,6 +175,98 @@ class SentenceTransformerEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
         """Embed documents."""
         return self._embed(texts)
+
+
+# --- one embedding per query text and model within a turn -----------------------------------
+
+# A customer message is embedded by the intent classifier and again by the KB search; on two
+# cores the model is nearly all of a turn's cost, so doing it twice halves the messages/s. A
+# turn opens a scope (`shared_query_vectors`); inside it, and in executor calls that carry its
+# context, each (model, text) is embedded once. The scope dies with the turn: repeated questions
+# from different customers are embedded again, so the hub's figures are not a cache's.
+_turn_vectors: ContextVar[dict[tuple[str, str], np.ndarray] | None] = ContextVar(
+    "servicehub_turn_vectors", default=None
+)
+# Batches larger than a turn's few segments (training, index builds) bypass the scope.
+MAX_SHARED_BATCH = 16
+
+
+@contextmanager
+def shared_query_vectors() -> Iterator[None]:
+    """Embed each query text once per model inside this block (one customer turn)."""
+    token = _turn_vectors.set({})
+    try:
+        yield
+    finally:
+        _turn_vectors.reset(token)
+
+
+def embed_queries_shared(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """`embedder.embed_queries(texts)`, reusing vectors already made in this turn's scope."""
+    shared = _turn_vectors.get()
+    if shared is None or not texts or len(texts) > MAX_SHARED_BATCH:
+        return embedder.embed_queries(texts)
+    keys = [(embedder.name, t) for t in texts]
+    missing = list(dict.fromkeys(t for k, t in zip(keys, texts, strict=True) if k not in shared))
+    if missing:
+        for text, vector in zip(missing, embedder.embed_queries(missing), strict=True):
+            shared[(embedder.name, text)] = vector
+    return np.stack([shared[k] for k in keys])
+
+
+class PassageCache:
+    """A bounded, thread-safe LRU of passage vectors: KB text quoted again and again.
+
+    Article sentences are the firm's text, not a customer's, and the same few articles answer
+    most questions: embedding their sentences once per process (not once per answer) is what
+    keeps quoting a long article cheap. An edited sentence is new text, hence a new entry.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def embed(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+        """`embedder.embed_passages(texts)`, embedding only texts not seen recently."""
+        keys = [(embedder.name, t) for t in texts]
+        with self._lock:
+            found = {k: self._vectors[k] for k in keys if k in self._vectors}
+            for k in found:
+                self._vectors.move_to_end(k)
+        missing = list(dict.fromkeys(t for k, t in zip(keys, texts, strict=True) if k not in found))
+        if missing:
+            made = embedder.embed_passages(missing)
+            with self._lock:
+                for text, vector in zip(missing, made, strict=True):
+                    found[(embedder.name, text)] = vector
+                    self._vectors[(embedder.name, text)] = vector
+                while len(self._vectors) > self.capacity:
+                    self._vectors.popitem(last=False)
+        if not keys:
+            return np.zeros((0, embedder.dim), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+
+class SharedQueryEmbedder:
+    """An embedder whose query side shares vectors within a turn (see `shared_query_vectors`)."""
+
+    def __init__(self, inner: Embedder, passages: PassageCache | None = None) -> None:
+        self.inner = inner
+        # Same name and size: caches keyed by the model (intent features) stay valid.
+        self.name = inner.name
+        self.dim = inner.dim
+        self._passages = passages
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed queries, once per text and turn."""
+        return embed_queries_shared(self.inner, texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed documents, through the passage cache when one was given."""
+        if self._passages is None:
+            return self.inner.embed_passages(texts)
+        return self._passages.embed(self.inner, texts)
 
 
 def resolve_model_path(model: str) -> Path | str:

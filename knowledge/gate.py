@@ -22,6 +22,10 @@ class GateConfig:
     # Every finance entity the query names (车贷, 保险箱, ETF …) must appear in the article:
     # a car-loan question is never answered from a mortgage article.
     require_entity_coverage: bool = True
+    # Every aspect the query asks about (a fee, a tax, a refund, what happens when it is lost,
+    # "how much", "when" …, data/aspects.txt) must be addressed by the article: a question about
+    # the right product but on something its article never mentions is a near-miss.
+    require_aspect_coverage: bool = True
     # How many rankers (each dense model and BM25) must put the article first.
     min_rankers_agreeing: int = 2
     # How far (in fused standard deviations) the best article must lead the runner-up.
@@ -44,6 +48,7 @@ class Verdict:
 _COSINE_UNIT = 0.02
 _MARGIN_UNIT = 1.0
 _UNCOVERED_PENALTY = 3.0
+_UNANSWERED_PREFIX = "unanswered."
 
 
 def judge(signals: Mapping[str, float], dense_names: Sequence[str], config: GateConfig) -> Verdict:
@@ -55,6 +60,14 @@ def judge(signals: Mapping[str, float], dense_names: Sequence[str], config: Gate
     if config.require_entity_coverage:
         slack["query names something the article does not cover"] = (
             -_UNCOVERED_PENALTY * uncovered if uncovered else 1.0
+        )
+    unanswered = signals.get("unanswered_aspects", 0.0)
+    if config.require_aspect_coverage:
+        names = sorted(
+            k[len(_UNANSWERED_PREFIX) :] for k in signals if k.startswith(_UNANSWERED_PREFIX)
+        )
+        slack[f"article does not address what is asked ({', '.join(names) or '?'})"] = (
+            -_UNCOVERED_PENALTY * unanswered if unanswered else 1.0
         )
     needed = min(config.min_rankers_agreeing, len(dense_names) + 1)
     slack["rankers disagree on the best article"] = (

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -12,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from knowledge.embedding import Embedder
+from knowledge.aspects import ArticleAspects
+from knowledge.embedding import Embedder, embed_queries_shared
 from knowledge.gate import GateConfig, judge
-from knowledge.index import MAX_VIEWS, IndexStore, StoredArticle, VectorIndex
+from knowledge.index import MAX_VIEWS, SLOT_SHIFT, IndexStore, StoredArticle, VectorIndex
 from knowledge.keyword import KeywordIndex
 from knowledge.text import Analysis, Analyzer, article_views, normalize
 from knowledge.types import ArticleDoc, SearchHit, SearchResult
@@ -34,6 +37,18 @@ SNIPPET_CHARS = 160
 # Scores within 0.5 % of a ranker's best count as tied for first place (identical views of two
 # articles, e.g. the same title in both, score exactly alike).
 TIE_TOLERANCE = 0.005
+_SPACES = re.compile(r"\s+")
+# An editor links two language versions of one answer with a tag "translation:<other id>" on
+# either of them (an exact title/title_alt match links them too).
+TRANSLATION_TAG = "translation:"
+# Without a link, two articles in different languages are taken as one answer when each is the
+# other's closest article in the other language by title (title and title_alt, the first dense
+# model, query side) and that similarity reaches this floor. Measured (docs/knowledge-search.md):
+# the 24 translation pairs of the demo KB score 0.956-1.000 with E5, while the closest
+# unrelated articles that are each other's best match score at most 0.930 on the demo, dev,
+# holdout and aspects KBs (a lost debit card and a lost credit card: 0.960, but neither is the
+# other's best match). A model without a measured floor links by tag and title only.
+TRANSLATION_MIN_TITLE_COSINE: dict[str, float] = {"e5-small-q4": 0.945}
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,14 @@ class _Entry:
     def titles(self) -> frozenset[str]:
         """The article's titles in both languages, normalised, for spotting translations."""
         return frozenset(normalize(t) for t in (self.doc.title, self.doc.title_alt) if t)
+
+    @cached_property
+    def links(self) -> frozenset[str]:
+        """Ids of the articles an editor tagged as translations of this one."""
+        n = len(TRANSLATION_TAG)
+        return frozenset(
+            t[n:].strip() for t in self.doc.tags if t.lower().startswith(TRANSLATION_TAG)
+        )
 
 
 class _ReadWriteLock:
@@ -100,12 +123,22 @@ class _ReadWriteLock:
 
 
 @dataclass(frozen=True)
+class _Evidence:
+    """What the gate checks an article against beyond similarity (derived from its text)."""
+
+    # Concepts that count as covered: the article's own, minus body shorthand for its heading.
+    subject: frozenset[int]
+    aspects: ArticleAspects
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """A document's analysed text and embeddings, computed outside any lock."""
 
     doc: ArticleDoc
     analysis: Analysis
     vectors: list[np.ndarray]
+    evidence: _Evidence
 
 
 class SearchEngine:
@@ -130,6 +163,14 @@ class SearchEngine:
         self._writer = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._by_slot: dict[int, _Entry] = {}
+        # Gate evidence per slot: derived with the embeddings for new articles, and on first use
+        # for articles loaded from disk (only those that come out on top are ever checked, so a
+        # restart does not re-analyse the whole KB). Concurrent readers may derive the same
+        # entry twice; both results are equal and a dict store is atomic.
+        self._evidence: dict[int, _Evidence] = {}
+        # Similarity-based translation links, derived lazily from the title vectors and
+        # dropped on every write (readers hold the read lock, so none is building it then).
+        self._translation_table: _TranslationTable | None = None
         self._vectors = [VectorIndex(e.dim) for e in self.embedders]
         self._keywords = KeywordIndex()
         self._next_slot = 0
@@ -209,7 +250,8 @@ class SearchEngine:
             with self._writer:
                 self._ensure_loaded()
         analysis = self.analyzer.analyze_query(query)
-        vectors = [e.embed_queries([analysis.text])[0] for e in self.embedders]
+        text = dense_query_text(query, analysis)
+        vectors = [embed_queries_shared(e, [text])[0] for e in self.embedders]
         with self._lock.reading():
             return self._search_locked(query, analysis, vectors, k, moment)
 
@@ -290,13 +332,26 @@ class SearchEngine:
         second = max((x for s, x in fused.items() if not self._twins(s, top)), default=0.0)
         signals["fused.margin"] = fused[top] - second
         entry = self._by_slot[top]
+        evidence = self._evidence_for(entry)
         query_entities = analysis.entities
         lexicon = self.analyzer.lexicon
-        uncovered = [c for c in query_entities if not lexicon.covers(entry.concepts, c)]
+        uncovered = [c for c in query_entities if not lexicon.covers(evidence.subject, c)]
         signals["query_entities"] = float(len(query_entities))
         signals["uncovered_entities"] = float(len(uncovered))
         signals["term_coverage"] = self._term_coverage(analysis, entry)
+        unanswered = self.analyzer.aspects.unanswered(analysis.aspects, evidence.aspects)
+        signals["asked_aspects"] = float(len(analysis.aspects))
+        signals["unanswered_aspects"] = float(len(unanswered))
+        for name in unanswered:
+            signals[f"unanswered.{name}"] = 1.0
         return signals
+
+    def _evidence_for(self, entry: _Entry) -> _Evidence:
+        evidence = self._evidence.get(entry.slot)
+        if evidence is None:
+            evidence = _derive_evidence(self.analyzer, entry.doc, entry.concepts)
+            self._evidence[entry.slot] = evidence
+        return evidence
 
     def _ranks_first(self, scores: dict[int, float], slot: int) -> bool:
         """True when a ranker puts `slot` first, counting near-ties and translations as first."""
@@ -307,15 +362,39 @@ class SearchEngine:
         return self._twins(leader, slot) or scores[slot] >= best - TIE_TOLERANCE * abs(best)
 
     def _twins(self, a: int, b: int) -> bool:
-        """True for the same article, or two articles an editor linked as translations.
+        """True for the same article, or two language versions of one answer.
 
-        A bilingual KB often holds one answer in both languages, linked by title_alt (the
-        Chinese article's title_alt is the English article's title): they are one answer for
-        the gate, so neither their near-tie nor their order may count as doubt.
+        A bilingual KB often holds one answer in both languages: they are one answer for the
+        gate, so neither their near-tie nor their order may count as doubt.
         """
         if a == b:
             return True
-        return not self._by_slot[a].titles.isdisjoint(self._by_slot[b].titles)
+        one, other = self._by_slot[a], self._by_slot[b]
+        if _linked(one, other):
+            return True
+        if one.doc.lang == other.doc.lang:
+            return False
+        return self._translations().partner(a) == b
+
+    def _translations(self) -> _TranslationTable:
+        """The title table for similarity links, built on first use after each write."""
+        table = self._translation_table
+        if table is None:
+            table = _TranslationTable.build(
+                self._vectors[0],
+                self._by_slot,
+                TRANSLATION_MIN_TITLE_COSINE.get(self.embedders[0].name),
+            )
+            self._translation_table = table
+        return table
+
+    def are_translations(self, one_id: str, other_id: str) -> bool:
+        """True when two indexed articles are language versions of one answer (see `_twins`)."""
+        with self._lock.reading():
+            one, other = self._entries.get(one_id), self._entries.get(other_id)
+            if one is None or other is None or one_id == other_id:
+                return False
+            return self._twins(one.slot, other.slot)
 
     def _term_coverage(self, analysis: Analysis, entry: _Entry) -> float:
         """Share of the query's idf mass (words and concepts, not bigrams) found in the article."""
@@ -359,9 +438,9 @@ class SearchEngine:
                 n = len(doc_views)
                 vectors = [m[offset : offset + n] for m in per_model]
                 offset += n
-                out.append(
-                    _Prepared(doc, self.analyzer.analyze_document(_document_text(doc)), vectors)
-                )
+                analysis = self.analyzer.analyze_document(_document_text(doc))
+                evidence = _derive_evidence(self.analyzer, doc, analysis.concepts)
+                out.append(_Prepared(doc, analysis, vectors, evidence))
             if progress is not None:
                 progress(min(start + batch, total), total)
         return out
@@ -381,17 +460,23 @@ class SearchEngine:
         self._set_entry(
             _Entry(item.doc, slot, item.doc.content_hash(), item.analysis.concepts, terms)
         )
+        self._evidence[slot] = item.evidence
 
     def _set_entry(self, entry: _Entry) -> None:
         entry.titles  # noqa: B018 - computed now, at write time, not during a search
+        entry.links  # noqa: B018
         self._entries[entry.doc.id] = entry
         self._by_slot[entry.slot] = entry
+        self._evidence.pop(entry.slot, None)
+        self._translation_table = None
 
     def _remove_locked(self, article_id: str) -> None:
         entry = self._entries.pop(article_id, None)
         if entry is None:
             return
         del self._by_slot[entry.slot]
+        self._evidence.pop(entry.slot, None)
+        self._translation_table = None
         self._drop_vectors(entry.slot)
         self._keywords.remove(entry.slot)
 
@@ -434,6 +519,72 @@ class SearchEngine:
             self._store.save(articles, self._vectors, self._keywords, self._next_slot)
 
 
+def _linked(one: _Entry, other: _Entry) -> bool:
+    """True when an editor linked two articles as translations (by tag or by their titles)."""
+    return (
+        other.doc.id in one.links
+        or one.doc.id in other.links
+        or not one.titles.isdisjoint(other.titles)
+    )
+
+
+class _TranslationTable:
+    """Each article's closest article in another language, by title similarity."""
+
+    # All-pairs similarity of title vectors is quadratic: above this many title vectors the
+    # table is not built and only editor links count (tag a large KB's translations).
+    MAX_TITLE_VECTORS = 40_000
+    BLOCK = 1024
+
+    def __init__(self, best: dict[int, tuple[int, float]], floor: float | None) -> None:
+        self._best = best
+        self._floor = floor
+
+    @classmethod
+    def build(
+        cls, index: VectorIndex, by_slot: dict[int, _Entry], floor: float | None
+    ) -> _TranslationTable:
+        if floor is None or len({e.doc.lang for e in by_slot.values()}) < 2:
+            return cls({}, None)
+        ids, vectors = index.all_vectors()
+        slots, views = ids >> SLOT_SHIFT, ids & (MAX_VIEWS - 1)
+        # View 0 is the title, view 1 the title in the other language when there is one.
+        has_alt = np.array([bool(by_slot[int(s)].doc.title_alt) for s in slots], dtype=bool)
+        keep = (views == 0) | ((views == 1) & has_alt)
+        if int(keep.sum()) > cls.MAX_TITLE_VECTORS:
+            return cls({}, None)
+        slots, vectors = slots[keep], vectors[keep]
+        langs = np.array([by_slot[int(s)].doc.lang for s in slots])
+        best: dict[int, tuple[int, float]] = {}
+        for lang in np.unique(langs):
+            mine, theirs = langs == lang, langs != lang
+            my_slots, my_vectors = slots[mine], vectors[mine]
+            their_slots, their_vectors = slots[theirs], vectors[theirs]
+            for start in range(0, len(my_slots), cls.BLOCK):
+                rows = my_vectors[start : start + cls.BLOCK]
+                row_slots = my_slots[start : start + cls.BLOCK]
+                sims = rows @ their_vectors.T
+                top = sims.argmax(axis=1)
+                for slot, col, sim in zip(
+                    row_slots.tolist(),
+                    top.tolist(),
+                    sims[np.arange(len(top)), top].tolist(),
+                    strict=True,
+                ):
+                    if slot not in best or sim > best[slot][1]:
+                        best[slot] = (int(their_slots[col]), float(sim))
+        return cls(best, floor)
+
+    def partner(self, slot: int) -> int | None:
+        """The article that is this one's translation by similarity, if any."""
+        if self._floor is None or slot not in self._best:
+            return None
+        other, sim = self._best[slot]
+        if sim < self._floor or self._best.get(other, (None, 0.0))[0] != slot:
+            return None
+        return other
+
+
 class _EffectiveFilter:
     """Compare effective dates whether they were stored with or without a time zone."""
 
@@ -446,6 +597,17 @@ class _EffectiveFilter:
         if edge is None:
             return True
         return doc.is_effective(self.aware if edge.tzinfo is not None else self.naive)
+
+
+def dense_query_text(query: str, analysis: Analysis) -> str:
+    """The text the dense models embed for a query.
+
+    The customer's words as written (width and spacing folded, case kept, as the bot's intent
+    classifier embeds them, so one turn embeds one text) unless preparing the query changed more
+    than case: then the repaired text (xyk → 信用卡, 理培 → 理赔), whose case is already folded.
+    """
+    plain = _SPACES.sub(" ", unicodedata.normalize("NFKC", query)).strip()
+    return plain if plain.lower() == analysis.text else analysis.text
 
 
 def _views(doc: ArticleDoc) -> list[tuple[str, str]]:
@@ -462,6 +624,20 @@ def _embed_views(embedder: Embedder, kinds: list[str], texts: list[str]) -> np.n
     if long:
         out[long] = embedder.embed_passages([texts[i] for i in long])
     return out
+
+
+def _derive_evidence(analyzer: Analyzer, doc: ArticleDoc, concepts: frozenset[int]) -> _Evidence:
+    """What the gate checks this article against, from its text and its analysed concepts."""
+    lexicon = analyzer.lexicon
+    subject = concepts
+    # Shorthand needs an entity and a shorter-named one in the same article (rare): only then is
+    # the heading worth analysing on its own.
+    if any(not lexicon.shorthand_of.get(c, frozenset()).isdisjoint(concepts) for c in concepts):
+        heading = analyzer.analyze_document(
+            "\n".join(p for p in (doc.title, doc.title_alt or "", *doc.questions) if p)
+        )
+        subject = lexicon.subject_concepts(concepts, heading.concepts)
+    return _Evidence(subject, analyzer.aspects.addressed(normalize(_document_text(doc))))
 
 
 def _document_text(doc: ArticleDoc) -> str:

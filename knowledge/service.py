@@ -8,6 +8,8 @@ processes (the CLI importer, other hubs).
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -47,7 +49,10 @@ class KnowledgeBase:
         self._sync_lock = asyncio.Lock()
 
     async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        # The caller's context travels with the call (as with asyncio.to_thread), so a bot turn's
+        # shared query vectors (knowledge.embedding.shared_query_vectors) reach the search.
+        call = functools.partial(contextvars.copy_context().run, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def sync_index(self, progress: Progress | None = None) -> SyncReport:
         """Make the index match the published articles, re-embedding only what changed."""

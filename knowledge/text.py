@@ -6,13 +6,15 @@ import re
 import threading
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from typing import Literal
 
 import jieba
 from pypinyin import Style, lazy_pinyin, pinyin
+
+from knowledge.aspects import AspectLexicon, aspect_lexicon
 
 Lang = Literal["zh", "en"]
 
@@ -109,6 +111,7 @@ class Lexicon:
             for parent in parents:
                 index = self.term_concept[_basic_normalize(parent)]
                 self.narrower[index] = self.narrower.get(index, frozenset()) | {child}
+        self.shorthand_of = self._shorthands()
         self.abbreviations = {
             _basic_normalize(k): _basic_normalize(v) for k, v in abbreviations.items()
         }
@@ -142,6 +145,48 @@ class Lexicon:
         # Homophones among canonical terms themselves (e.g. two products read alike) are
         # ambiguous: repair only to a term that is the single reading of its key.
         return {k: next(iter(v)) for k, v in keys.items() if len(v) == 1}
+
+    def _shorthands(self) -> dict[int, frozenset[int]]:
+        """Map each entity to the unrelated entities whose names its own names contain.
+
+        An article titled 个人养老金 writes 养老金 for short in its body; 社保卡 articles write
+        社保. Those mentions name the article's own product, not the shorter-named one (the
+        basic state pension, social insurance), unless the lexicon declares one narrower than
+        the other (港股通 is a way to buy 港股: that article does cover 港股).
+        """
+        names: dict[int, list[str]] = {}
+        for term, index in self.term_concept.items():
+            if self.concepts[index].is_entity and _CJK.search(term) and len(term) >= 2:
+                names.setdefault(index, []).append(term)
+        out: dict[int, set[int]] = {}
+        for longer, long_names in names.items():
+            for shorter, short_names in names.items():
+                if longer == shorter or self.related(longer, shorter):
+                    continue
+                if any(s in n and s != n for s in short_names for n in long_names):
+                    out.setdefault(longer, set()).add(shorter)
+        return {k: frozenset(v) for k, v in out.items()}
+
+    def related(self, a: int, b: int) -> bool:
+        """True when one concept is declared narrower than the other (or they are the same)."""
+        return a == b or self.covers(frozenset({a}), b) or self.covers(frozenset({b}), a)
+
+    def subject_concepts(
+        self, concepts: frozenset[int], heading_concepts: frozenset[int]
+    ) -> frozenset[int]:
+        """The concepts an article covers, leaving out body shorthand for its heading's entities.
+
+        `heading_concepts` are those of the title, the other-language title and the questions;
+        a concept only in the body that a heading entity's name contains (养老金 under the title
+        个人养老金账户) is that entity written short, so it does not count as covered.
+        """
+        shorthand = {
+            short
+            for entity in heading_concepts
+            for short in self.shorthand_of.get(entity, ())
+            if short not in heading_concepts
+        }
+        return concepts - shorthand
 
     def covers(self, article_concepts: frozenset[int], entity: int) -> bool:
         """True when an article naming `article_concepts` covers the query entity `entity`."""
@@ -267,13 +312,21 @@ class Analysis:
     terms: tuple[str, ...]
     concepts: frozenset[int]
     entities: frozenset[int]
+    # Question aspects asked (fee, tax, refund …); only analysed for queries.
+    aspects: frozenset[str] = frozenset()
 
 
 class Analyzer:
     """Turn queries and articles into keyword terms and finance concepts (jieba + lexicon)."""
 
-    def __init__(self, lexicon: Lexicon | None = None, bigrams: bool = True) -> None:
+    def __init__(
+        self,
+        lexicon: Lexicon | None = None,
+        bigrams: bool = True,
+        aspects: AspectLexicon | None = None,
+    ) -> None:
         self.lexicon = lexicon or finance_lexicon()
+        self.aspects = aspects or aspect_lexicon()
         self.bigrams = bigrams
         self._stop = stopwords()
         self._jieba = _finance_jieba(tuple(self.lexicon.chinese_terms))
@@ -288,8 +341,10 @@ class Analyzer:
         return self.lexicon.repair_homophones(self._jieba.lcut(text, HMM=False))
 
     def analyze_query(self, text: str) -> Analysis:
-        """Analyse a customer's query."""
-        return self._analyze(self.prepare_query(text))
+        """Analyse a customer's query, including the aspects it asks about."""
+        prepared = self.prepare_query(text)
+        asked = self.aspects.asked(prepared, self._jieba.lcut(prepared, HMM=False))
+        return replace(self._analyze(prepared), aspects=asked)
 
     def analyze_document(self, text: str) -> Analysis:
         """Analyse article text (edited, so no typo guessing beyond the fixed table)."""

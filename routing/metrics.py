@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hub.clock import utcnow
 from hub.domain import ConversationStatus
 from hub.storage.models import Conversation
+from routing.outbox import delivery_counts
 
 SLA_TARGET = timedelta(seconds=30)
 REPEAT_WINDOW = timedelta(days=7)
@@ -140,4 +141,27 @@ async def compute_metrics(
         "until": until.isoformat(),
         "overall": summarise(rows, later),
         "by_channel": {name: summarise(items, later) for name, items in sorted(channels.items())},
+        # Outbound messages by delivery status (failed ones included) and outbox retries.
+        "deliveries": await delivery_counts(session, since, until),
     }
+
+
+async def sla_by_skill(
+    session: AsyncSession, since: datetime, until: datetime | None = None
+) -> dict[str, float | None]:
+    """Per skill: the share of handoffs in [since, until) accepted within 30 s (the wallboard)."""
+    until = until or utcnow()
+    rows = await session.execute(
+        select(Conversation.skill, Conversation.handoff_at, Conversation.accepted_at).where(
+            Conversation.handoff_at >= since, Conversation.handoff_at < until
+        )
+    )
+    handed: dict[str, int] = defaultdict(int)
+    within: dict[str, int] = defaultdict(int)
+    for skill, handoff_at, accepted_at in rows:
+        name = skill or "general"
+        handed[name] += 1
+        waited = _seconds(handoff_at, accepted_at)
+        if waited is not None and waited <= SLA_TARGET.total_seconds():
+            within[name] += 1
+    return {name: _share(within[name], count) for name, count in handed.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +16,9 @@ from hub.storage.models import Conversation, Customer
 SEGMENT_PRIORITY = {"private": 30, "hnw": 30, "high_net_worth": 30, "affluent": 10}
 RISK_PRIORITY = 20
 COMPLAINT_PRIORITY = 10
+# A customer back within a week is likely still stuck on the same problem.
+REPEAT_CONTACT_PRIORITY = 15
+REPEAT_CONTACT_WINDOW = timedelta(days=7)
 
 
 def priority_for(customer: Customer, handoff: HandoffContext) -> int:
@@ -33,11 +38,28 @@ async def enqueue(
     conversation.status = ConversationStatus.QUEUED
     conversation.skill = handoff.skill
     conversation.priority = priority_for(customer, handoff)
+    if await is_repeat_contact(session, conversation):
+        conversation.priority += REPEAT_CONTACT_PRIORITY
     conversation.handoff_at = utcnow()
     conversation.handoff_context = handoff.to_json()
     if handoff.intent and not conversation.topic:
         conversation.topic = handoff.intent
     await session.flush()
+
+
+async def is_repeat_contact(session: AsyncSession, conversation: Conversation) -> bool:
+    """Say whether the customer had another contact in the 7 days before this one opened."""
+    earlier = await session.scalar(
+        select(Conversation.id)
+        .where(
+            Conversation.customer_id == conversation.customer_id,
+            Conversation.id != conversation.id,
+            Conversation.opened_at >= conversation.opened_at - REPEAT_CONTACT_WINDOW,
+            Conversation.opened_at <= conversation.opened_at,
+        )
+        .limit(1)
+    )
+    return earlier is not None
 
 
 async def queue_position(session: AsyncSession, conversation: Conversation) -> int:

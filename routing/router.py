@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -41,7 +42,7 @@ from hub.errors import InvalidInput, PayloadTooLarge
 from hub.language import detect_language
 from hub.outbound import ChannelGateway
 from hub.storage.database import Database
-from hub.storage.models import Conversation, Customer, Identity, Message
+from hub.storage.models import Conversation, ConversationEvent, Customer, Identity, Message
 from hub.tasks import BackgroundTasks
 from routing import conversations, identity, queues
 
@@ -58,6 +59,18 @@ BOT_FAILURE_TEXT = {
     "en": "Sorry, something went wrong on our side. Connecting you to a colleague; "
     "you are number {position} in the queue.",
 }
+
+
+class RouterHooks(Protocol):
+    """What the router tells routing after a commit (the console and the queues react)."""
+
+    async def messages_stored(self, conversation_id: int, message_ids: Sequence[int]) -> None:
+        """Messages were committed (a customer's, or the bot's after delivery)."""
+        ...
+
+    async def handed_off(self, conversation_id: int) -> None:
+        """The conversation has just entered a human queue."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -82,8 +95,12 @@ class Router:
         tasks: BackgroundTasks,
         *,
         max_message_chars: int = 2000,
+        default_region: str = "CN",
+        hooks: RouterHooks | None = None,
     ) -> None:
         self.database = database
+        self.hooks = hooks  # routing's reactions to commits; None in tools without routing
+        self.default_region = default_region  # how phone numbers without +country are read
         self.bot = bot
         self.gateway = gateway
         self.tasks = tasks
@@ -156,7 +173,11 @@ class Router:
     async def _store_inbound(self, session: AsyncSession, inbound: InboundMessage) -> Receipt:
         language = inbound.language or detect_language(inbound.text)
         customer, ident = await identity.identify(
-            session, inbound.address, inbound.verified, inbound.display_name
+            session,
+            inbound.address,
+            inbound.verified,
+            inbound.display_name,
+            region=self.default_region,
         )
         if customer.language is None:
             customer.language = language
@@ -196,6 +217,9 @@ class Router:
             log.warning("message %s vanished before processing", message_id)
             return
         async with self._conversation_lock(conversation_id):
+            if self.hooks is not None:
+                # The customer's words reach an agent who holds the conversation at once.
+                await self.hooks.messages_stored(conversation_id, [message_id])
             await self._process_locked(message_id)
 
     @asynccontextmanager
@@ -222,8 +246,17 @@ class Router:
             reply = await self._ask_bot(work)
             outbound = await self._store_reply(work, reply)
             await self._deliver(outbound)
+            await self._after_reply(work.context.conversation_id, outbound)
         finally:
             await self.gateway.typing(work.address, work.context.conversation_id, Author.BOT, False)
+
+    async def _after_reply(self, conversation_id: int, outbound: Sequence[OutboundMessage]) -> None:
+        """Tell routing about the turn's committed replies, and about a handoff to route."""
+        if self.hooks is None or not outbound:
+            return
+        await self.hooks.messages_stored(conversation_id, [m.message_id for m in outbound])
+        if any(m.handoff for m in outbound):
+            await self.hooks.handed_off(conversation_id)
 
     async def _read_work(self, message_id: int) -> _Work | None:
         """Load what the bot needs; hand over to a human conversation right away."""
@@ -331,6 +364,19 @@ class Router:
             conversation.bot_misses = conversation.bot_misses + 1 if reply.missed else 0
             if reply.handoff is not None and conversation.status == ConversationStatus.BOT:
                 await queues.enqueue(session, conversation, customer, reply.handoff)
+                session.add(
+                    ConversationEvent(
+                        conversation_id=conversation.id,
+                        kind="handoff",
+                        at=now,
+                        data={
+                            "reason": reply.handoff.reason,
+                            "skill": reply.handoff.skill,
+                            "bot": reply.handoff.bot,
+                            "priority": conversation.priority,
+                        },
+                    )
+                )
                 position = await queues.queue_position(session, conversation)
                 text = (reply.handoff_text or "").replace("{position}", str(position))
                 notice = self._outbound(
@@ -394,6 +440,8 @@ class Router:
         results = [await self.gateway.deliver(m) for m in outbound]
         async with self.database.write() as session:
             for item, result in zip(outbound, results, strict=True):
+                if result.queued:
+                    continue  # in the outbox: the runner records how delivery went
                 message = await session.get(Message, item.message_id)
                 if message is None:
                     continue

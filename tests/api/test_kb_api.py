@@ -83,9 +83,10 @@ async def test_bad_search_input_gets_a_4xx_with_a_sentence(
     assert body["code"] == code and body["message"]
 
 
-async def test_article_crud_needs_the_admin_token(running_hub: RunningHub) -> None:
+async def test_article_crud_needs_an_editor_or_the_admin_token(running_hub: RunningHub) -> None:
     status, body = await call(running_hub, "POST", "/api/kb/articles", json=NEW_ARTICLE)
     assert status == 401 and body["code"] == "unauthenticated"
+    # A token that is neither the admin token nor a live staff session is no credential.
     status, body = await call(
         running_hub,
         "POST",
@@ -93,7 +94,7 @@ async def test_article_crud_needs_the_admin_token(running_hub: RunningHub) -> No
         json=NEW_ARTICLE,
         headers={"Authorization": "Bearer nope"},
     )
-    assert status == 403 and body["code"] == "forbidden"
+    assert status == 401 and body["code"] == "unauthenticated"
     status, _ = await call(running_hub, "GET", "/api/kb/articles")
     assert status == 401
 

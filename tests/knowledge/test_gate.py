@@ -32,10 +32,22 @@ def test_each_failed_criterion_refuses_and_says_why() -> None:
         (_signals(rankers_agreeing=1.0), "disagree"),
         (_signals(**{"fused.margin": 0.2}), "lead"),
         (_signals(**{"e5-small-q4.cos": 0.85}), "similarity"),
+        (
+            _signals(unanswered_aspects=1.0, **{"unanswered.tax": 1.0}),
+            "address what is asked (tax)",
+        ),
     ]:
         verdict = judge(signals, NAMES, config)
         assert not verdict.answerable and verdict.confidence < 0.5
         assert any(reason in r for r in verdict.reasons)
+
+
+def test_the_aspect_check_can_be_switched_off() -> None:
+    signals = _signals(unanswered_aspects=2.0, **{"unanswered.fee": 1.0, "unanswered.time": 1.0})
+    refused = judge(signals, NAMES, GateConfig())
+    assert not refused.answerable
+    assert any("(fee, time)" in r for r in refused.reasons)
+    assert judge(signals, NAMES, GateConfig(require_aspect_coverage=False)).answerable
 
 
 def test_confidence_is_one_half_at_the_border_and_monotone() -> None:

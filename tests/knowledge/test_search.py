@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from knowledge.embedding import Embedder
+from knowledge.evaluation import load_eval_file
 from knowledge.search import SearchEngine
 from knowledge.types import ArticleDoc
 
@@ -58,6 +59,43 @@ def test_gate_answers_a_clear_question_and_refuses_a_near_miss(
     assert near_miss.signals["uncovered_entities"] >= 1
     off_topic = holdout_engine.search("明天会下雨吗")
     assert not off_topic.answerable
+
+
+def test_gate_refuses_a_question_on_another_aspect_of_the_same_product(
+    holdout_engine: SearchEngine,
+) -> None:
+    # The safe-deposit-box article says what renting costs, not who pays for lost contents.
+    near_miss = holdout_engine.search("保险箱里的东西丢了银行赔吗")
+    assert near_miss.best is not None and near_miss.best.article_id == "ho03"
+    assert not near_miss.answerable and near_miss.confidence < 0.5
+    assert near_miss.signals["unanswered.compensation"] == 1.0
+    assert near_miss.signals["unanswered.lost"] == 1.0
+    for question in ("保险箱一年租金多少", "租个保管箱一年多少钱"):
+        answered = holdout_engine.search(question)
+        assert answered.answerable, question
+        assert answered.best is not None and answered.best.article_id == "ho03"
+        assert answered.signals["unanswered_aspects"] == 0.0
+    # The gold article names 金价 but quotes no price.
+    assert not holdout_engine.search("金价今天多少一克").answerable
+    assert holdout_engine.search("积存金最少买多少克").answerable
+
+
+def test_body_shorthand_for_the_title_product_does_not_cover_another_product(
+    holdout_engine: SearchEngine,
+) -> None:
+    # The personal-pension article writes 养老金 for short; the state pension is another product.
+    state = holdout_engine.search("退休以后养老金能领多少")
+    assert state.best is not None and state.best.article_id == "ho06"
+    assert not state.answerable and state.signals["uncovered_entities"] == 1.0
+    assert holdout_engine.search("个人养老金一年最多存多少").answerable
+
+
+def test_products_missing_from_an_article_are_never_answered_from_it(
+    holdout_engine: SearchEngine,
+) -> None:
+    for question in ("摩托车贷款能办吗", "国债逆回购怎么操作", "港股分红怎么扣税"):
+        result = holdout_engine.search(question)
+        assert not result.answerable and result.signals["uncovered_entities"] >= 1, question
 
 
 def test_search_results_carry_what_callers_show(holdout_engine: SearchEngine) -> None:
@@ -215,3 +253,63 @@ def test_parallel_articles_in_two_languages_do_not_block_an_answer(
     result = engine.search("汽车贷款申请条件与利率")
     assert {h.article_id for h in result.hits[:2]} == {"car-zh", "car-en"}
     assert result.answerable
+
+
+DEMO_KB = Path(__file__).resolve().parents[2] / "hub" / "demo_data"
+
+
+def _demo_docs(*ids: str) -> list[ArticleDoc]:
+    wanted = set(ids)
+    docs = [
+        doc
+        for name in ("kb-core.jsonl", "kb-en.jsonl")
+        for doc in load_eval_file(DEMO_KB / name)[0]
+        if doc.id in wanted
+    ]
+    assert {d.id for d in docs} == wanted
+    return docs
+
+
+def test_translations_are_recognised_by_similarity_without_an_exact_title_link(
+    embedders: list[Embedder], small_docs: list[ArticleDoc]
+) -> None:
+    # kb008's title_alt is not en-011's title (nor the other way round): only their titles'
+    # cross-lingual similarity says they are one answer. Lost debit and lost credit cards are
+    # as close by title, but each has a closer counterpart: those must stay apart.
+    demo = _demo_docs("kb008", "en-011", "kb005", "en-003", "kb015", "en-002")
+    engine = build_engine(embedders, [*small_docs, *demo])
+    assert engine.are_translations("kb008", "en-011")
+    assert engine.are_translations("kb005", "en-003")
+    assert not engine.are_translations("kb005", "en-002")
+    assert not engine.are_translations("kb015", "en-003")
+    for query in ("大额存单多少钱起存", "what is the minimum for a large-denomination CD"):
+        result = engine.search(query)
+        assert result.answerable, result.signals
+        assert {h.article_id for h in result.hits[:2]} == {"kb008", "en-011"}
+
+
+def test_an_editor_tag_links_translations_and_removal_unlinks_them(
+    embedders: list[Embedder], small_docs: list[ArticleDoc]
+) -> None:
+    zh = replace(CAR_LOAN, id="car-zh", title_alt=None)
+    en = ArticleDoc(
+        id="car-en",
+        title="Auto financing",
+        body="Car loans cover up to 80% of the price for 1-5 years at 3.5%-6% a year.",
+        lang="en",
+        category="loan",
+        tags=("translation:car-zh",),
+    )
+    engine = build_engine(embedders, [*small_docs, zh, en])
+    assert engine.are_translations("car-zh", "car-en")
+    assert engine.are_translations("car-en", "car-zh")
+    engine.remove("car-en")
+    assert not engine.are_translations("car-zh", "car-en")
+
+
+def test_articles_in_one_language_are_never_translations_by_similarity(
+    embedders: list[Embedder], small_docs: list[ArticleDoc]
+) -> None:
+    near_copy = replace(CAR_LOAN, id="car-2", title="汽车贷款的申请条件和利率", title_alt=None)
+    engine = build_engine(embedders, [*small_docs, replace(CAR_LOAN, title_alt=None), near_copy])
+    assert not engine.are_translations("car", "car-2")

@@ -76,3 +76,21 @@ def test_chunk_body_keeps_sentences_whole() -> None:
     assert "".join(chunks) == body
     assert all(c.endswith("。") for c in chunks)
     assert max(len(c) for c in chunks) <= 30
+
+
+def test_body_shorthand_for_a_heading_entity_does_not_count_as_covered() -> None:
+    analyzer = Analyzer()
+    lexicon = finance_lexicon()
+    (pension,) = analyzer.analyze_query("养老金什么时候发").entities
+    body = analyzer.analyze_document("个人养老金账户 可在手机银行“养老金”专区开立")
+    heading = analyzer.analyze_document("个人养老金账户")
+    assert lexicon.covers(body.concepts, pension)
+    assert not lexicon.covers(lexicon.subject_concepts(body.concepts, heading.concepts), pension)
+    # An entity declared narrower than the heading's is no shorthand: a margin-trading article
+    # (融资融券) that explains securities lending (融券) in its body covers questions on it.
+    (lending,) = analyzer.analyze_query("融券怎么操作").entities
+    margin = analyzer.analyze_document("融资融券业务 融券是向证券公司借入证券卖出")
+    margin_heading = analyzer.analyze_document("融资融券业务")
+    assert lexicon.covers(
+        lexicon.subject_concepts(margin.concepts, margin_heading.concepts), lending
+    )

@@ -6,12 +6,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import inspect, select
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from hub.storage.database import Database
-from hub.storage.migrate import current_revision, upgrade_database
+from hub.storage.migrate import alembic_config, current_revision, upgrade_database
 from hub.storage.models import (
+    Agent,
     AuditLog,
     Base,
     Conversation,
@@ -23,6 +25,15 @@ from hub.storage.models import (
 )
 
 EXPECTED_TABLES = {
+    "staff_sessions",
+    "login_attempts",
+    "customer_transactions",
+    "customer_alerts",
+    "customer_cases",
+    "customer_merges",
+    "otp_challenges",
+    "conversation_events",
+    "canned_replies",
     "customers",
     "identities",
     "holdings",
@@ -59,7 +70,36 @@ async def test_migrations_create_the_models_schema(database: Database) -> None:
     assert tables >= EXPECTED_TABLES
     assert set(Base.metadata.tables) <= tables
     await upgrade_database(database)  # idempotent: a second upgrade changes nothing
-    assert await current_revision(database) == "0001"
+    assert await current_revision(database) == head_revision()
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def test_upgrading_keeps_existing_rows(database_url: str) -> None:
+    """A database made by the first migration keeps its data through every later one."""
+    db = Database(database_url)
+    try:
+        await upgrade_database(db, "0001")
+        async with db.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO agents (username, display_name, role, skills, languages, "
+                    "max_concurrent, presence, active, created_at) VALUES ('a', 'A', 'agent', "
+                    "'[]', '[]', 3, 'offline', true, CURRENT_TIMESTAMP)"
+                )
+            )
+        await upgrade_database(db)
+        async with db.read() as session:
+            agent = await session.scalar(select(Agent))
+        assert agent is not None and agent.username == "a"
+        assert agent.locale == "zh"  # new NOT NULL column filled for the old row
+        assert await current_revision(db) == head_revision()
+    finally:
+        await db.dispose()
 
 
 async def test_message_id_is_unique_per_channel(database: Database) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from hub.identity_tokens import issue_identity_token
 from hub.storage.models import Conversation, Identity, Message
+from knowledge.embedding import Embedder
 from tests.chat_client import ChatClient
-from tests.conftest import IDENTITY_SECRET, RunningHub
+from tests.conftest import IDENTITY_SECRET, RunningHub, copy_template, hub_settings, run_hub
 
 SKILLS = {"wealth", "loans", "cards", "insurance", "securities", "general"}
 
@@ -247,3 +251,69 @@ async def test_typing_indicator_wraps_the_bot_turn(running_hub: RunningHub) -> N
         await client.close()
     states = [t["typing"] for t in client.typing if t["author"] == "bot"]
     assert states[0] is True and states[-1] is False
+
+
+# The demo's common questions and their counterparts in the other language: each is answered,
+# citing the article in the customer's language, although the demo KB holds both versions of
+# each answer (which must not make the answer look ambiguous).
+DEMO_QUESTIONS = [
+    ("信用卡丢了怎么挂失", "zh", "信用卡挂失"),
+    ("I lost my credit card, how do I report it?", "en", "credit card"),
+    ("how do I raise my transfer limit", "en", "transfer limit"),
+    ("手机银行转账限额怎么提高", "zh", "转账限额"),
+    ("大额存单多少钱起存", "zh", "大额存单"),
+    ("what is the minimum deposit for a large-denomination CD?", "en", "certificate"),
+]
+
+
+async def test_demo_questions_in_both_languages_get_cited_answers(
+    running_hub: RunningHub,
+) -> None:
+    client = await ChatClient(running_hub.base_url).connect()
+    try:
+        for question, language, title_words in DEMO_QUESTIONS:
+            replies = await client.ask(question)
+            answer = replies[0]
+            assert answer["author"] == "bot" and not answer["handoff"], (question, answer)
+            title = answer["sources"][0]["title"]
+            assert title_words in title.lower() or title_words in title, (question, title)
+            is_chinese = any("\u4e00" <= ch <= "\u9fff" for ch in title)
+            assert is_chinese == (language == "zh"), (question, title)
+    finally:
+        await client.close()
+
+
+class _CountingEmbedder:
+    """A loaded model that records the query texts it embeds."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dim = inner.dim
+        self.queries: list[str] = []
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        self.queries.extend(texts)
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.embed_passages(texts)
+
+
+async def test_a_customer_message_is_embedded_once_per_model(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder]
+) -> None:
+    counting = [_CountingEmbedder(e) for e in embedders]
+    data_dir = copy_template(demo_template, tmp_path / "data")
+    async with run_hub(hub_settings(data_dir), list(counting)) as hub:
+        client = await ChatClient(hub.base_url).connect()
+        try:
+            await client.ask("你好")  # warm: the bot is ready, whatever start-up embedded
+            for model in counting:
+                model.queries.clear()
+            replies = await client.ask("信用卡丢了怎么挂失")
+        finally:
+            await client.close()
+    assert replies[0]["sources"] and not replies[0]["handoff"]
+    # The intent classifier and the KB search share one turn's vectors.
+    assert [m.queries for m in counting] == [["信用卡丢了怎么挂失"]] * len(counting)

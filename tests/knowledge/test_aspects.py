@@ -1,0 +1,103 @@
+"""Question aspects: finding what a question asks about, and whether an article addresses it."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge.aspects import AspectLexicon, aspect_lexicon
+from knowledge.text import Analyzer, normalize
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+def asked(analyzer: Analyzer, question: str) -> frozenset[str]:
+    return analyzer.analyze_query(question).aspects
+
+
+def unanswered(analyzer: Analyzer, question: str, article: str) -> tuple[str, ...]:
+    lexicon = analyzer.aspects
+    return lexicon.unanswered(asked(analyzer, question), lexicon.addressed(normalize(article)))
+
+
+SAFE_BOX = (
+    "保管箱（保险箱）租用。本行部分网点提供保管箱租用服务，年租金300-1200元不等，另需缴纳押金。"
+    "租用需本人携带身份证和本行借记卡到开办网点签订租箱协议。"
+)
+GOLD = "实物黄金与积存金购买。按当日金价加工费计价，积存金每次最低1克起购，也可按月定投。"
+
+
+def test_aspects_are_found_in_chinese_and_english_questions(analyzer: Analyzer) -> None:
+    assert asked(analyzer, "保险箱里的东西丢了银行赔吗") == {"lost", "compensation"}
+    assert asked(analyzer, "旅游险能退吗") == {"refund"}
+    assert asked(analyzer, "港股分红怎么扣税") == {"tax"}
+    assert asked(analyzer, "can I get a refund if I cancel") == {"refund", "cancel"}
+    assert asked(analyzer, "how long does it take") == {"time"}
+
+
+def test_a_chinese_marker_must_be_a_whole_word(analyzer: Analyzer) -> None:
+    # 退 (refund) is a word in 能退吗 but only part of 退休 (retirement).
+    assert "refund" not in asked(analyzer, "退休以后能领多少")
+    # 风险 inside the product name 风险测评 is not a question about risk.
+    assert "risk" not in asked(analyzer, "风险测评过期了怎么重新做")
+    assert asked(analyzer, "这个理财有风险吗") == {"risk"}
+
+
+def test_near_miss_on_the_same_product_is_unanswered(analyzer: Analyzer) -> None:
+    assert unanswered(analyzer, "保险箱里的东西丢了银行赔吗", SAFE_BOX) == ("compensation", "lost")
+    assert unanswered(analyzer, "存款证明能用外币开吗", SAFE_BOX) == ("currency",)
+    # An answerable question on the same article, asked in other words than the article's.
+    assert unanswered(analyzer, "保险箱一年租金多少", SAFE_BOX) == ()
+    assert unanswered(analyzer, "租个保管箱一年多少钱", SAFE_BOX) == ()
+    assert unanswered(analyzer, "开箱要带啥", SAFE_BOX) == ()
+
+
+def test_how_much_about_a_price_needs_an_amount_of_money(analyzer: Analyzer) -> None:
+    # The gold article names 金价 but quotes no price; "1克" answers how many grams, not the price.
+    assert unanswered(analyzer, "金价今天多少一克", GOLD) == ("amount",)
+    assert unanswered(analyzer, "积存金最少买多少克", GOLD) == ()
+    # "Free" answers how much: 首年免年费 says the first year costs nothing.
+    assert unanswered(analyzer, "信用卡年费多少钱", "普卡首年免年费，刷满6次免次年年费。") == ()
+
+
+def test_how_much_interest_needs_a_rate_not_a_loan_amount(analyzer: Analyzer) -> None:
+    loan = "助学贷款每年最高2万元，在读期间利息由财政全额补贴。"
+    assert unanswered(analyzer, "助学贷款的利率是多少", loan) == ("amount",)
+    assert unanswered(analyzer, "助学贷款的利率是多少", loan + "年利率为3.05%。") == ()
+    # A rate deferred to an official source is addressed, as an agent would answer it.
+    assert unanswered(analyzer, "利率是多少", "利率以网点公示为准。") == ()
+
+
+def test_time_questions_need_a_time_expression(analyzer: Analyzer) -> None:
+    assert unanswered(analyzer, "多久能到账", "转账需要输入验证码。") == ("time",)
+    assert unanswered(analyzer, "多久能到账", "一般T+1个工作日到账。") == ()
+    assert unanswered(analyzer, "when will it arrive", "Funds arrive in 1-3 business days.") == ()
+
+
+def test_english_evidence_matches_inflections_but_not_longer_words(analyzer: Analyzer) -> None:
+    travel = "Our travel insurance covers trip cancellation and lost baggage."
+    # "cancellation" (of a trip) is not "cancel" (the policy): a refund question is unanswered.
+    assert unanswered(analyzer, "旅游险能退吗", travel) == ("refund",)
+    assert unanswered(analyzer, "can I cancel my policy", "You may cancel within 24 hours.") == ()
+    assert unanswered(analyzer, "can I cancel it", "The plan can be cancelled any time.") == ()
+
+
+def test_masked_words_are_not_evidence(analyzer: Analyzer) -> None:
+    # 纳税记录 is a document to bring, not an answer about tax.
+    loan = "经营贷款需提供营业执照、经营流水和纳税记录，年利率3.5%起。"
+    assert unanswered(analyzer, "经营贷的利息能抵税吗", loan) == ("tax",)
+    assert unanswered(analyzer, "利息能抵税吗", loan + "利息不能在个人所得税前扣除。") == ()
+
+
+def test_the_bundled_vocabulary_loads_and_bad_rows_are_rejected() -> None:
+    lexicon = aspect_lexicon()
+    assert {"fee", "tax", "compensation", "refund", "lost", "amount", "time"} <= set(
+        lexicon.aspects
+    )
+    assert lexicon.asked("要多少钱", ["要", "多少", "钱"]) == {"amount", "sum"}
+    with pytest.raises(ValueError, match="unknown figures"):
+        AspectLexicon([("x", "-", "多少", "#colour")])
+    with pytest.raises(ValueError, match="twice"):
+        AspectLexicon([("x", "-", "a", "b"), ("x", "-", "c", "d")])
