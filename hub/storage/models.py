@@ -173,6 +173,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("channel", "channel_message_id"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        # Delivery receipts name the message by the provider's id (migration 0005).
+        Index("ix_messages_channel_provider_message_id", "channel", "provider_message_id"),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
