@@ -38,7 +38,7 @@ from knowledge.evaluation import load_eval_file  # noqa: E402
 from knowledge.index import SLOT_SHIFT, VectorIndex  # noqa: E402
 from knowledge.types import ArticleDoc  # noqa: E402
 
-DEV = REPO.parent / "shared" / "kb" / "dev-eval.jsonl"
+DEV = REPO / "tests" / "data" / "dev-eval.jsonl"  # a copy of ../shared/kb/dev-eval.jsonl
 HOLDOUT = REPO / "tests" / "data" / "kb-holdout.jsonl"
 
 

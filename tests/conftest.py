@@ -27,7 +27,9 @@ from hub.storage.migrate import upgrade_database
 from knowledge.embedding import Embedder, embedders_from_names
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_KB = REPO.parent / "shared" / "kb" / "dev-eval.jsonl"
+# A copy of ../shared/kb/dev-eval.jsonl (the team's KB development set), kept in the repository
+# so that the suite runs wherever CI clones it, with no sibling `shared/` folder.
+SHARED_KB = REPO / "tests" / "data" / "dev-eval.jsonl"
 # The machine's PostgreSQL (trust auth); CI starts it. Each test gets a database of its own.
 POSTGRES_ADMIN_URL = os.environ.get(
     "SERVICEHUB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -21,9 +21,9 @@ from knowledge.embedding import Embedder
 from knowledge.importer import read_articles
 from knowledge.search import SearchEngine
 from knowledge.service import KnowledgeBase
+from tests.conftest import SHARED_KB
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_KB = REPO.parent / "shared" / "kb" / "dev-eval.jsonl"
 HOLDOUT = Path(__file__).with_name("data") / "intent-holdout.yml"
 
 
