@@ -12,7 +12,8 @@ import numpy as np
 from bots.intents import IntentClassifier, segment_spans
 from bots.project import RasaProject, load_nlu
 from knowledge.embedding import Embedder
-from tests.bots.conftest import HOLDOUT, SHARED_KB
+from tests.bots.conftest import HOLDOUT
+from tests.conftest import SHARED_KB
 
 MIN_HOLDOUT_ACCURACY = 0.9
 

@@ -13,7 +13,8 @@ import yaml
 from bots.project import RASA_DIR, ProjectError, RasaProject, load_nlu, load_project
 from bots.replies import responses_needed
 from hub.domain import Skill
-from tests.bots.conftest import HOLDOUT, SHARED_KB
+from tests.bots.conftest import HOLDOUT
+from tests.conftest import SHARED_KB
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
