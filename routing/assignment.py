@@ -3,10 +3,12 @@
 A routing pass walks the waiting conversations in priority order and offers each to the
 best agent (docs/console-contract.md, "Routing rules"). Every offer is its own short
 transaction that locks the conversation row and then the agent row, re-checks both under
-the lock and only then writes: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so several hub
-processes routing at once step over each other's rows instead of queueing behind them; on
-SQLite the database's single writer serialises the transactions. Outstanding offers count
-against an agent's capacity, so accepting an offer can never take an agent over it.
+the lock and only then writes. On PostgreSQL conversations are locked with `FOR UPDATE SKIP
+LOCKED`, so several hub processes routing at once step over each other's conversations
+instead of queueing behind them, and agents with a plain `FOR UPDATE` in id order, so a
+process that holds conversations can always finish offering them. On SQLite the database's
+single writer serialises the transactions. Outstanding offers count against an agent's
+capacity, so accepting an offer can never take an agent over it.
 """
 
 from __future__ import annotations
@@ -316,9 +318,10 @@ async def offer_batch(
 ) -> list[OfferMade]:
     """Make the planned (conversation, agent) offers that still hold, under row locks.
 
-    Rows another transaction holds are skipped, not waited for; every conversation and
-    agent is re-checked under its lock, and an agent's load is counted under the agent's
-    lock, which every offer to that agent takes, so capacity holds across processes.
+    Conversation rows another transaction holds are skipped, not waited for; agent rows are
+    waited for. Every conversation and agent is re-checked under its lock, and an agent's
+    load is counted under the agent's lock, which every offer to that agent takes, so
+    capacity holds across processes.
     """
     if not pairs:
         return []
@@ -335,17 +338,24 @@ async def offer_batch(
             .execution_options(populate_existing=True)
         )
     }
+    if not conversations:
+        return []  # another process is offering exactly these rows right now
+    # Agent rows are waited for (briefly: offers are short transactions), in id order, never
+    # skipped: a process that holds conversation rows must be able to finish offering them.
+    # Skipping here let two processes each hold what the other needed, and both gave up.
+    # No deadlock: conversation rows are never waited for here, and agents lock in id order.
     agents = {
         a.id: a
         for a in await session.scalars(
             select(Agent)
-            .where(Agent.id.in_({a for _, a in pairs}))
-            .with_for_update(skip_locked=True)
+            .where(Agent.id.in_({a for c, a in pairs if c in conversations}))
+            .order_by(Agent.id)
+            .with_for_update()
             .execution_options(populate_existing=True)
         )
         if is_routable(a, now, timings)
     }
-    if not conversations or not agents:
+    if not agents:
         return []
     loads = await agent_loads(session, list(agents))
     expires_at = now + timedelta(seconds=timings.offer_seconds)
