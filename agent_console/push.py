@@ -17,11 +17,12 @@ from typing import Any
 import socketio
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from agent_console.masking import mask_address
 from agent_console.views import conversation_summary, iso, message_json
 from hub.permissions import Permission, Role, has_permission
 from hub.staff_auth import SERVICE_STAFF_ID, Staff
 from hub.storage.database import Database
-from hub.storage.models import Agent, Conversation, Message
+from hub.storage.models import Agent, Conversation, Identity, Message
 from routing.events import (
     Assigned,
     ConversationClosed,
@@ -95,12 +96,37 @@ class ConsolePush:
     async def publish(self, events: Sequence[RoutingEvent]) -> None:
         if any(not isinstance(e, CHATTER) for e in events):
             self.changed()  # queues or agents moved: the wallboard follows
+        if not self._console_connected():
+            # Every bot turn stores messages; with no console open here nobody sees them,
+            # and only the supervisors' SLA alarm needs no console (it goes to the wallboard).
+            events = [e for e in events if isinstance(e, SlaBreached)]
+            if not events:
+                return
         async with self.database.read() as session:
             for event in events:
                 try:
                     await self._push(session, event)
                 except Exception:
                     log.exception("could not push %s to the console", event)
+
+    async def screen_pop(self, conversation_id: int, agent_id: int, channel: str) -> None:
+        """Open the conversation on the agent's console as the customer is put through."""
+        async with self.database.read() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            staff = await _staff(session, agent_id)
+            if conversation is None or staff is None:
+                return
+            identity = await session.get(Identity, conversation.identity_id)
+            payload = {
+                "conversation_id": conversation_id,
+                "channel": channel,
+                # Masked like every number in the console; revealing it is a separate,
+                # audited action (customer 360).
+                "caller": mask_address(identity.channel, identity.address) if identity else None,
+                "conversation": await conversation_summary(session, conversation, staff),
+                "handoff": conversation.handoff_context,
+            }
+        await self._to_agent(agent_id, "screen_pop", payload)
 
     async def _push(self, session: AsyncSession, event: RoutingEvent) -> None:
         if isinstance(event, OfferMade):
@@ -201,6 +227,15 @@ class ConsolePush:
         if agent_id is not None:
             rooms.append(agent_room(agent_id))
         await self.sio.emit(event, payload, to=rooms, namespace=AGENT_NAMESPACE)
+
+    def _console_connected(self) -> bool:
+        """Say whether any agent or supervisor has this process's console open.
+
+        Each hub process emits to the sockets it holds (DESIGN.md), so its own sockets are
+        the ones that count.
+        """
+        connected = self.sio.manager.rooms.get(AGENT_NAMESPACE, {}).get(None)
+        return bool(connected)
 
     async def _to_agent(self, agent_id: int, event: str, payload: dict[str, Any]) -> None:
         await self.sio.emit(event, payload, to=agent_room(agent_id), namespace=AGENT_NAMESPACE)

@@ -19,6 +19,7 @@ import socketio
 from aiohttp import web
 
 from hub.domain import (
+    AgentAssignment,
     CustomerAddress,
     DeliveryResult,
     DeliveryStatus,
@@ -29,6 +30,7 @@ from hub.domain import (
     Receipt,
     VerifiedIdentity,
 )
+from hub.errors import HubError
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ ReadHistory = Callable[[CustomerAddress], Awaitable[list[MessageView]]]
 CustomerSignal = Callable[[CustomerAddress, bool], Awaitable[None]]
 # (channel, provider message id, status, error): a provider's delivery receipt arrived.
 RecordStatus = Callable[[str, str, DeliveryStatus, str | None], Awaitable[None]]
+# (conversation id, agent id, channel): open the conversation on the agent's console now.
+ScreenPop = Callable[[int, int, str], Awaitable[None]]
+# The language ("zh", "en") the hub knows the customer at this address by, if any.
+KnownLanguage = Callable[[CustomerAddress], Awaitable[str | None]]
 
 
 class PhoneVerifier(Protocol):
@@ -79,6 +85,10 @@ class ChannelContext:
     # Delivery receipts (sent/delivered/read/failed) from providers' status webhooks.
     record_status: RecordStatus | None = None
     app_devices: AppDevices | None = None  # the mobile app's push tokens
+    # For voice: pop the caller's context on the agent's screen as the call is put through,
+    # and greet a caller in the language the hub already knows them by.
+    screen_pop: ScreenPop | None = None
+    known_language: KnownLanguage | None = None
 
 
 class Channel(ABC):
@@ -96,6 +106,26 @@ class Channel(ABC):
 
     def setup(self, app: web.Application) -> None:  # noqa: B027 - optional hook
         """Register the adapter's HTTP routes or Socket.IO namespaces on the app."""
+
+    async def accept_webhook_message(self, inbound: InboundMessage) -> Receipt | None:
+        """Commit a provider's message; None when it is refused for good (empty, too long).
+
+        A provider retries a webhook that fails, so the two kinds of failure part here: a
+        server-side failure (5xx) commits nothing and is raised, so the retry may succeed;
+        a refusal would be refused again, so it is logged and the webhook answers normally.
+        """
+        try:
+            receipt = await self.context.accept(inbound)
+        except HubError as error:
+            if error.http_status >= 500:
+                raise
+            log.warning("%s message %s refused: %s", self.name, inbound.channel_message_id, error)
+            return None
+        if receipt.duplicate:
+            log.info(
+                "%s: message %s came again; stored once", self.name, inbound.channel_message_id
+            )
+        return receipt
 
     async def deliver(self, message: OutboundMessage) -> DeliveryResult:
         """Send a committed message to the customer, enforcing the cross-channel rules."""
@@ -119,6 +149,11 @@ class Channel(ABC):
         self, address: CustomerAddress, conversation_id: int, author: str, typing: bool
     ) -> None:
         """Show a composing indicator where the channel supports one."""
+
+    async def agent_assigned(  # noqa: B027 - only live calls need to act on it
+        self, assignment: AgentAssignment
+    ) -> None:
+        """An agent took one of this channel's conversations (voice puts the call through)."""
 
     @staticmethod
     def text_with_sources(message: OutboundMessage) -> str:

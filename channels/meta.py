@@ -50,7 +50,7 @@ from hub.domain import (
     OutboundMessage,
 )
 from hub.domain import Channel as ChannelName
-from hub.errors import Forbidden, HubError, InvalidInput
+from hub.errors import Forbidden, InvalidInput
 from hub.http import describe_validation_error
 
 log = logging.getLogger(__name__)
@@ -330,15 +330,8 @@ class MetaChannel(Channel):
         )
 
     async def _accept(self, message: InboundMessage) -> int:
-        try:
-            await self.context.accept(message)
-        except HubError as error:
-            if error.http_status >= 500:
-                raise  # Meta retries the whole batch; what was committed stays deduplicated
-            # Refused for good (empty, too long): a retry would be refused again.
-            log.warning("%s message %s refused: %s", self.label, message.channel_message_id, error)
-            return 0
-        return 1
+        # Meta retries the whole batch on a 5xx; what was committed stays deduplicated.
+        return 0 if await self.accept_webhook_message(message) is None else 1
 
     @abstractmethod
     def parse_webhook(self, payload: Any) -> tuple[list[InboundMessage], list[StatusReceipt]]:

@@ -8,9 +8,10 @@ from channels.app_push import AppChannel
 from channels.base import Channel, ChannelContext
 from channels.meta import MessengerChannel, WhatsAppCloudChannel
 from channels.twilio_messaging import TwilioMessagingChannel
+from channels.twilio_voice import TwilioVoiceChannel
 from channels.webchat import WebChatChannel
 from channels.wechat import WeChatChannel
-from hub.domain import CustomerAddress, DeliveryResult, OutboundMessage
+from hub.domain import AgentAssignment, CustomerAddress, DeliveryResult, OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ CHANNEL_CLASSES: dict[str, type[Channel]] = {
     WeChatChannel.name: WeChatChannel,
     AppChannel.name: AppChannel,
     TwilioMessagingChannel.name: TwilioMessagingChannel,  # sms, and whatsapp via Twilio
+    TwilioVoiceChannel.name: TwilioVoiceChannel,
 }
 
 
@@ -66,3 +68,9 @@ class ChannelRegistry:
         adapter = self.adapter_for(address.channel)
         if adapter is not None:
             await adapter.typing(address, conversation_id, author, typing)
+
+    async def agent_assigned(self, assignment: AgentAssignment) -> None:
+        """Tell the conversation's channel that an agent took it (a call is put through)."""
+        adapter = self.adapter_for(assignment.address.channel)
+        if adapter is not None:
+            await adapter.agent_assigned(assignment)

@@ -9,7 +9,8 @@
 
 Addresses are E.164 numbers on both channels (`whatsapp:+8613800001001` is stored as
 `+8613800001001` on channel `whatsapp`), so one phone is one customer on SMS, WhatsApp and
-voice. Replies are sent with aiohttp rather than Twilio's SDK, whose HTTP client blocks.
+voice. Replies are sent with aiohttp rather than Twilio's SDK, whose HTTP client blocks
+(`channels/twilio_sms.py`, shared with the one-time codes).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from channels.base import Channel, ChannelContext
+from channels.twilio_sms import fit_body, post_message, sender_field
 from channels.twilio_webhooks import twilio_settings, twiml, verified_form
 from hub.domain import (
     Channel as ChannelName,
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 MESSAGES_PATH = "/channels/twilio/messages"
 STATUS_PATH = "/channels/twilio/status"
 WHATSAPP_PREFIX = "whatsapp:"
-MAX_BODY_CHARS = 1600  # Twilio refuses longer message bodies (error 21617)
 MAX_MEDIA = 10  # Twilio sends at most 10 media items per message
 # MessageStatus values that change what the console shows; the rest (queued, sending,
 # accepted, scheduled, receiving, received) are steps we do not track.
@@ -86,9 +87,7 @@ class TwilioMessagingChannel(Channel):
         inbound = self._parse(form)
         if inbound is None:
             return twiml()
-        receipt = await self.context.accept(inbound)
-        if receipt.duplicate:
-            log.info("twilio: message %s came again; stored once", inbound.channel_message_id)
+        await self.accept_webhook_message(inbound)
         return twiml()
 
     def _parse(self, form: MultiDictProxy[str]) -> InboundMessage | None:
@@ -146,23 +145,7 @@ class TwilioMessagingChannel(Channel):
         form = self._request_form(twilio, message)
         if isinstance(form, DeliveryResult):
             return form
-        url = f"{twilio.api_url}/2010-04-01/Accounts/{twilio.account_sid}/Messages.json"
-        auth = {"Authorization": aiohttp.encode_basic_auth(twilio.account_sid, twilio.auth_token)}
-        try:
-            async with self._session(twilio).post(url, data=form, headers=auth) as response:
-                status = response.status
-                body = await _json_or_none(response)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            return DeliveryResult(ok=False, error=f"Twilio unreachable: {type(error).__name__}")
-        sid = body.get("sid") if body is not None else None
-        if status in (200, 201) and isinstance(sid, str):
-            return DeliveryResult(ok=True, provider_message_id=sid)
-        detail = f"{body.get('code')} {body.get('message')}" if body else "no JSON body"
-        # 429 and 5xx are Twilio's trouble (or load); any other 4xx is ours and final.
-        retryable = status >= 500 or status in (408, 429)
-        return DeliveryResult(
-            ok=False, error=f"Twilio answered {status}: {detail}", retryable=retryable
-        )
+        return await post_message(self._session(twilio), twilio, form)
 
     def _request_form(
         self, twilio: TwilioSettings, message: OutboundMessage
@@ -180,9 +163,9 @@ class TwilioMessagingChannel(Channel):
                 f"SERVICEHUB_TWILIO_{message.address.channel.upper()}_FROM",
                 retryable=False,
             )
-        form = {"To": to, "Body": _fit(self.text_with_sources(message))}
+        form = {"To": to, "Body": fit_body(self.text_with_sources(message))}
         # A Messaging Service SID lets Twilio pick the number (and handles opt-outs).
-        form["MessagingServiceSid" if sender.startswith("MG") else "From"] = sender
+        form[sender_field(sender)] = sender
         if self.context.settings.public_url:
             form["StatusCallback"] = self.context.settings.public_url.rstrip("/") + STATUS_PATH
         return form
@@ -201,15 +184,3 @@ def _media_urls(form: MultiDictProxy[str]) -> tuple[str, ...]:
     except ValueError as error:
         raise InvalidInput("NumMedia must be a whole number.") from error
     return tuple(url for i in range(count) if (url := form.get(f"MediaUrl{i}")))
-
-
-def _fit(text: str) -> str:
-    return text if len(text) <= MAX_BODY_CHARS else text[: MAX_BODY_CHARS - 1] + "…"
-
-
-async def _json_or_none(response: aiohttp.ClientResponse) -> dict[str, object] | None:
-    try:
-        body = await response.json(content_type=None)
-    except (ValueError, aiohttp.ContentTypeError):
-        return None
-    return body if isinstance(body, dict) else None

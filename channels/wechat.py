@@ -37,7 +37,7 @@ from channels.base import Channel, ChannelContext
 from hub.channel_settings import WeChatSettings
 from hub.domain import Channel as ChannelName
 from hub.domain import CustomerAddress, DeliveryResult, InboundMessage, OutboundMessage
-from hub.errors import Forbidden, HubError, InvalidInput
+from hub.errors import Forbidden, InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -233,14 +233,8 @@ class WeChatChannel(Channel):
         # Registered before the commit, so an answer that is faster than us still finds it.
         self._waiters.setdefault(push.from_user, deque()).append(waiter)
         try:
-            try:
-                receipt = await self.context.accept(inbound)
-            except HubError as error:
-                if error.http_status >= 500:
-                    raise  # nothing committed: WeChat's retry may succeed
-                log.warning("WeChat message %s refused: %s", inbound.channel_message_id, error)
-                return None
-            if receipt.duplicate or self.wechat.reply_seconds <= 0:
+            receipt = await self.accept_webhook_message(inbound)
+            if receipt is None or receipt.duplicate or self.wechat.reply_seconds <= 0:
                 return None  # the first delivery, or a customer-service message, answers it
             await asyncio.wait({waiter.answer}, timeout=self.wechat.reply_seconds)
         finally:

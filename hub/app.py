@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import redis.asyncio as aioredis
 import socketio
 from aiohttp import web
+from celery import Celery
 from sqlalchemy import func, select, text
 
 from agent_console.http import ConsoleApiRoutes
@@ -30,14 +32,17 @@ from bots.fallback import CircuitBreaker, FallbackBot
 from bots.http import BotApiRoutes
 from bots.rasa_client import RasaBot
 from bots.turn_grants import TurnGrants
-from channels.base import ChannelContext, RecordStatus
+from channels.base import ChannelContext, KnownLanguage, RecordStatus
 from channels.registry import ChannelRegistry
+from channels.twilio_sms import TwilioSmsSender
 from hub import demo
-from hub.delivery_status import record_provider_status
+from hub.celery_app import OutboxNotifier, make_celery
+from hub.delivery_status import StatusChange, record_provider_status
 from hub.devices import DeviceDirectory
 from hub.domain import CustomerAddress, DeliveryStatus, MessageView
 from hub.http import error_middleware
 from hub.settings import Settings, with_local_secrets
+from hub.status_bus import follow_status_changes
 from hub.storage.database import Database
 from hub.storage.migrate import upgrade_database
 from hub.storage.models import KbArticle
@@ -48,8 +53,10 @@ from knowledge.importer import read_articles
 from knowledge.search import SearchEngine
 from knowledge.service import KnowledgeBase
 from routing.engine import RoutingEngine
-from routing.events import MessageStatusChanged
+from routing.events import FanOutSink, MessageStatusChanged
 from routing.http import MetricsRoutes
+from routing.identity import known_language
+from routing.live_channels import AssignmentsToChannels
 from routing.otp import LoggingSmsSender, PhoneVerification
 from routing.outbox import Outbox
 from routing.router import Router
@@ -81,6 +88,8 @@ class Hub:
     outbox: Outbox | None = None  # provider-channel deliveries (routing/outbox.py)
     rasa: RasaBot | None = None  # set with SERVICEHUB_RASA_URL; `chat_bot` wraps it
     chat_bot: Bot | None = None  # what the router asks: `bot`, or Rasa falling back to it
+    celery: Celery | None = None  # scaled mode: workers send the outbox (hub/worker.py)
+    sms: TwilioSmsSender | None = None  # one-time codes by Twilio SMS, when configured
 
 
 HUB = web.AppKey("hub", Hub)
@@ -117,6 +126,11 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
         database, outbox, settings.routing, max_message_chars=settings.max_message_chars
     )
     outbox.publish = engine.publish  # delivery outcomes show in the console
+    # Scaled mode: Celery workers send; the hub only asks them for a pass (hub/worker.py).
+    celery = make_celery(settings) if settings.uses_celery else None
+    if celery is not None:
+        outbox.notify = OutboxNotifier(celery)
+    sms = _twilio_sms(settings)
     router = Router(
         database,
         chat_bot,
@@ -128,10 +142,15 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
     )
     otp = PhoneVerification(
         database,
-        LoggingSmsSender(),
+        sms or LoggingSmsSender(),
         secret=settings.identity_secret,
         region=settings.default_region,
     )
+    console = ConsoleSockets.register(
+        sio, ConsoleDeps(database, engine, settings.admin_token), settings.routing.wallboard_seconds
+    )
+    # An accepted phone call is put through to the agent: the voice channel hears of it too.
+    engine.sink = FanOutSink(console.push, AssignmentsToChannels(database, channels.agent_assigned))
     channels.start(
         ChannelContext(
             accept=router.accept,
@@ -143,10 +162,9 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
             customer_connected=engine.customer_presence,
             record_status=_status_recorder(database, engine),
             app_devices=DeviceDirectory(database),
+            screen_pop=console.push.screen_pop,
+            known_language=_language_reader(database),
         )
-    )
-    console = ConsoleSockets.register(
-        sio, ConsoleDeps(database, engine, settings.admin_token), settings.routing.wallboard_seconds
     )
     hub = Hub(
         settings,
@@ -163,6 +181,7 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
         console=console,
     )
     hub.otp = otp
+    hub.celery, hub.sms = celery, sms
     hub.outbox = outbox
     hub.rasa, hub.chat_bot = rasa, chat_bot
 
@@ -184,7 +203,11 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
     app.cleanup_ctx.append(_rasa_session(hub))
     app.cleanup_ctx.append(_pipeline(hub))
     app.cleanup_ctx.append(_routing(hub))
-    app.cleanup_ctx.append(_outbox_runner(outbox))
+    app.cleanup_ctx.append(_sms_session(hub))
+    if celery is None:
+        app.cleanup_ctx.append(_outbox_runner(outbox))
+    else:
+        app.cleanup_ctx.append(_scaled_outbox(hub, celery))
     return app
 
 
@@ -206,6 +229,14 @@ def _history_reader(database: Database) -> Callable[[CustomerAddress], Any]:
             return await customer_history(session, address)
 
     return history
+
+
+def _language_reader(database: Database) -> KnownLanguage:
+    async def language(address: CustomerAddress) -> str | None:
+        async with database.read() as session:
+            return await known_language(session, address)
+
+    return language
 
 
 def _status_recorder(database: Database, engine: RoutingEngine) -> RecordStatus:
@@ -319,6 +350,64 @@ def _outbox_runner(outbox: Outbox) -> Callable[[web.Application], AsyncIterator[
         finally:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
+
+    return ctx
+
+
+def _scaled_outbox(hub: Hub, celery: Celery) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Scaled mode: queue what a crash left undelivered, and show the workers' outcomes.
+
+    The workers send; each hub republishes the outcomes they put on the status bus to the
+    agents connected to it, as the in-process runner's `publish` would.
+    """
+
+    async def show(change: StatusChange) -> None:
+        await hub.routing.publish(
+            [
+                MessageStatusChanged(
+                    change.conversation_id,
+                    change.message_id,
+                    change.delivery_status,
+                    change.delivery_error,
+                )
+            ]
+        )
+
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        assert hub.outbox is not None and hub.settings.redis_url is not None
+        redis = aioredis.Redis.from_url(hub.settings.redis_url)
+        follower = asyncio.create_task(
+            follow_status_changes(redis, hub.settings.redis_namespace, show), name="status-bus"
+        )
+        await hub.outbox.recover()
+        try:
+            yield
+        finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
+            await redis.aclose()
+            celery.close()
+
+    return ctx
+
+
+def _twilio_sms(settings: Settings) -> TwilioSmsSender | None:
+    """Send one-time codes by Twilio SMS when an SMS sender is configured."""
+    if settings.twilio is None or not settings.twilio.sms_from:
+        return None
+    return TwilioSmsSender(settings.twilio)
+
+
+def _sms_session(hub: Hub) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(_: web.Application) -> AsyncIterator[None]:
+        if hub.sms is None:
+            yield
+            return
+        await hub.sms.open()
+        try:
+            yield
+        finally:
+            await hub.sms.close()
 
     return ctx
 

@@ -92,6 +92,85 @@ def serve(host: str | None, port: int | None, no_demo: bool) -> None:
     web.run_app(app, host=settings.host, port=settings.port, print=banner, access_log=None)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker processes (or threads) running tasks; Celery's default is one per CPU.",
+)
+@click.option(
+    "--loglevel", "-l", default=None, help="DEBUG, INFO, WARNING… (SERVICEHUB_LOG_LEVEL)."
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["prefork", "solo", "threads"]),
+    default="prefork",
+    show_default=True,
+    help="How tasks run: child processes, the worker's own process, or threads.",
+)
+@click.option(
+    "--beat/--no-beat",
+    default=True,
+    show_default=True,
+    help="Also tick the periodic outbox pass in this worker. Several workers ticking is "
+    "harmless (rows are leased), but at least one must.",
+)
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+def worker(
+    concurrency: int | None,
+    loglevel: str | None,
+    pool: str,
+    beat: bool,
+    celery_args: tuple[str, ...],
+) -> None:
+    """Run a Celery worker (scaled mode): it sends the outbox's replies to provider channels.
+
+    Hubs started with SERVICEHUB_TASK_RUNNER=celery write each reply to the outbox and hand
+    the sending to these workers through Redis; run one or more, with the same SERVICEHUB_*
+    settings as the hubs (database, Redis, channel credentials). Retries with backoff and
+    failures are recorded on the message and shown live in the agents' consoles. Any other
+    options are passed to Celery's worker unchanged (`celery worker --help` lists them).
+    """
+    settings = _settings()
+    if not settings.uses_celery:
+        _fail(
+            "the worker runs scaled mode: set SERVICEHUB_TASK_RUNNER=celery and "
+            "SERVICEHUB_REDIS_URL, on the hubs as well. On the embedded default the hub "
+            "sends replies itself and needs no worker."
+        )
+    from hub.celery_app import outbox_queue
+
+    level = (loglevel or settings.log_level).upper()
+    _configure_logging(level)
+    if level != "DEBUG":
+        # The periodic pass runs every few seconds: its "sending", "received" and
+        # "succeeded" lines would bury the sends and failures the log is read for.
+        for chatty in ("celery.beat", "celery.worker.strategy", "celery.app.trace"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+    argv = [
+        "worker",
+        f"--loglevel={level}",
+        f"--pool={pool}",
+        f"--queues={outbox_queue(settings)}",
+        # Workers share nothing but the database and the queue: no start-up sync or gossip.
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if concurrency is not None:
+        argv.append(f"--concurrency={concurrency}")
+    if beat:
+        argv.append("--beat")
+    from hub.worker import create_worker_app
+
+    try:
+        app = create_worker_app(settings)
+    except HubError as error:
+        _fail(error.message)
+    app.worker_main([*argv, *celery_args])
+
+
 @main.group()
 def kb() -> None:
     """Manage the knowledge base: import articles, evaluate search, rebuild the index."""

@@ -199,6 +199,18 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True)
+class AgentAssignment:
+    """An agent has just taken a conversation: live channels (a phone call) put them through."""
+
+    conversation_id: int
+    agent_id: int
+    address: CustomerAddress
+    # The provider's id of the customer's latest message (for voice `CallSid:turn`), so any
+    # hub process can find the call to connect, not only the one that took the call.
+    last_channel_message_id: str | None = None
+
+
+@dataclass(frozen=True)
 class MessageView:
     """A message as the customer sees it when reading the conversation back."""
 

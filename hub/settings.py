@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hub.channel_settings import (
     AppPushSettings,
@@ -21,6 +22,7 @@ from hub.errors import ConfigurationError
 from hub.twilio_settings import TwilioSettings, load_twilio_settings
 
 ENV_PREFIX = "SERVICEHUB_"
+TaskRunner = Literal["inprocess", "celery"]
 
 # Embedded-default secrets are generated per data dir (see `_persistent_secret`) so a demo
 # never runs on a well-known key; production sets them explicitly.
@@ -68,6 +70,12 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""
     redis_url: str | None = None
+    # Where background work runs (docs/architecture.md, "Scaled mode"): on the hub's event
+    # loop, or in Celery workers (`servicehub worker`) with Redis as the broker.
+    task_runner: TaskRunner = "inprocess"
+    # Prefix of every Redis key, queue and pub/sub channel the hub uses, so several hubs (or
+    # test runs) can share one Redis.
+    redis_namespace: str = "servicehub"
     rasa_url: str | None = None
     rasa_token: str = ""
     rasa_timeout: float = 3.0  # seconds Rasa gets per message before the embedded bot answers
@@ -102,6 +110,10 @@ class Settings:
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_celery(self) -> bool:
+        return self.task_runner == "celery"
 
     @property
     def index_dir(self) -> Path:
@@ -158,7 +170,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         data_dir=data_dir,
         database_url=database_url,
-        redis_url=get("REDIS_URL"),
+        **_task_settings(get),
         rasa_url=rasa_url.rstrip("/") if rasa_url else None,
         rasa_token=get("RASA_TOKEN") or "",
         rasa_timeout=rasa_timeout,
@@ -183,6 +195,37 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         outbox=_outbox_settings(get),
         extra=extra,
     )
+
+
+def _task_settings(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """Read Redis and where background tasks run; Celery needs Redis as its broker."""
+    redis_url = get("REDIS_URL")
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(
+            f"SERVICEHUB_REDIS_URL must be a redis://, rediss:// or unix:// URL, not {redis_url!r}."
+        )
+    runner = (get("TASK_RUNNER") or "inprocess").lower()
+    if runner not in ("inprocess", "celery"):
+        raise ConfigurationError(
+            f"SERVICEHUB_TASK_RUNNER must be inprocess or celery, not {runner!r}."
+        )
+    if runner == "celery" and not redis_url:
+        raise ConfigurationError(
+            "SERVICEHUB_TASK_RUNNER=celery needs SERVICEHUB_REDIS_URL (e.g. "
+            "redis://127.0.0.1:6379/0): Redis is the Celery broker and carries delivery "
+            "outcomes from the workers back to the hubs."
+        )
+    namespace = get("REDIS_NAMESPACE") or "servicehub"
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", namespace):
+        raise ConfigurationError(
+            "SERVICEHUB_REDIS_NAMESPACE may hold only up to 64 letters, digits, '-', '_' and '.', "
+            f"not {namespace!r}."
+        )
+    return {
+        "redis_url": redis_url,
+        "task_runner": "celery" if runner == "celery" else "inprocess",
+        "redis_namespace": namespace,
+    }
 
 
 def _console_settings(get: Callable[[str], str | None]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The background task runner: work that must not hold up a reply to the caller.
 
 On the embedded default tasks run in this process on the event loop; the scaled-out mode
-hands the same task functions to Celery workers. Either way a task's failure is logged,
-never silently dropped, and shutdown waits for tasks in flight.
+(`SERVICEHUB_TASK_RUNNER=celery`) hands the same task functions to Celery workers — so far
+the outbox's `deliver_due` (hub/celery_app.py, hub/worker.py). Either way a task's failure
+is logged, never silently dropped, and shutdown waits for tasks in flight.
 """
 
 from __future__ import annotations

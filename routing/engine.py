@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +36,7 @@ from routing.events import (
     QueueChanged,
     RoutingEvent,
 )
+from routing.locks import KeyedLocks
 from routing.presence import sweep_vanished
 from routing.supervision import abandon_if_queued, mark_sla_breaches, overflow_waiting
 
@@ -51,27 +51,6 @@ class TickReport:
 
     events: int
     routed: PassReport
-
-
-class KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or awaits it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: Counter[int] = Counter()
-
-    @asynccontextmanager
-    async def hold(self, key: int) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key]
-                self._locks.pop(key, None)
 
 
 class RoutingEngine:

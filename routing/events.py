@@ -110,3 +110,14 @@ class NullSink:
 
     async def publish(self, events: Sequence[RoutingEvent]) -> None:
         return None
+
+
+class FanOutSink:
+    """Publish to several sinks in turn: the console, and the channels that act on routing."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks = sinks
+
+    async def publish(self, events: Sequence[RoutingEvent]) -> None:
+        for sink in self.sinks:
+            await sink.publish(events)

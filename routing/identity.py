@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,7 @@ from hub.storage.models import AuditLog, Conversation, Customer, Identity
 # cookie. So an OTP-verified visitor identity counts as verified for this long, after
 # which a new contact from the same browser must verify again.
 OTP_VERIFICATION_LIFETIME = timedelta(hours=1)
+LAST_SEEN_RESOLUTION = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ async def identify(
     address = CustomerAddress(
         address.channel, normalise_address(address.channel, address.address, region)
     )
-    identity = await find_identity(session, address)
+    identity, known = await _identity_and_customer(session, address)
     now = utcnow()
     if verified is not None:
         customer = await _customer_by_external_id(session, verified.customer_id, display_name)
@@ -71,7 +72,7 @@ async def identify(
             identity = await _create_identity(session, customer, address, verified)
         elif identity.customer_id != customer.id or not identity.verified:
             await link_verified(session, identity, customer, verified.method)
-        identity.last_seen_at = now
+        _seen(identity, now)
         return customer, identity
     if identity is None:
         same_phone = await _same_phone_customer(session, address)
@@ -83,12 +84,32 @@ async def identify(
             await session.flush()
         identity = await _create_identity(session, customer, address, None)
     else:
-        found = await session.get(Customer, identity.customer_id)
-        assert found is not None  # foreign key
-        customer = found
+        assert known is not None  # foreign key
+        customer = known
         _lapse_stale_otp(session, identity)
-    identity.last_seen_at = now
+    _seen(identity, now)
     return customer, identity
+
+
+async def _identity_and_customer(
+    session: AsyncSession, address: CustomerAddress
+) -> tuple[Identity | None, Customer | None]:
+    """The identity stored for `address` with its customer, in one query (every message)."""
+    row = (
+        await session.execute(
+            select(Identity, Customer)
+            .join(Customer, Customer.id == Identity.customer_id)
+            .where(Identity.channel == address.channel, Identity.address == address.address)
+        )
+    ).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def _seen(identity: Identity, now: datetime) -> None:
+    """Record that the contact wrote; to the minute, so a chat does not rewrite it each line."""
+    last = identity.last_seen_at
+    if last is None or now - last >= LAST_SEEN_RESOLUTION:
+        identity.last_seen_at = now
 
 
 async def find_identity(session: AsyncSession, address: CustomerAddress) -> Identity | None:
@@ -99,6 +120,18 @@ async def find_identity(session: AsyncSession, address: CustomerAddress) -> Iden
         )
     )
     return result
+
+
+async def known_language(session: AsyncSession, address: CustomerAddress) -> str | None:
+    """The language of the customer at `address` (or with this number on a phone channel)."""
+    identity = await find_identity(session, address)
+    if identity is not None:
+        customer = await session.get(Customer, identity.customer_id)
+    else:
+        customer = await _same_phone_customer(session, address)
+    while customer is not None and customer.merged_into_id is not None:
+        customer = await session.get(Customer, customer.merged_into_id)
+    return customer.language if customer is not None else None
 
 
 async def link_verified(

@@ -5,6 +5,11 @@ exactly one of the firm's customers; the answer is the same either way, so the s
 be used to learn who banks here, and the hub never texts numbers it does not know. The
 code is stored only as a keyed hash, lives 5 minutes and allows 5 tries. `verify_otp` then
 links the contact's identity to that customer as verified, method `otp`.
+
+The code goes out through an `SmsSender`: Twilio SMS when it is configured
+(`channels.twilio_sms.TwilioSmsSender`, plugged in by the wiring), else the embedded
+default's `LoggingSmsSender`. A code that could not be sent is an error the customer sees
+("try again"), never a silent success they would wait on for five minutes.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.clock import utcnow
 from hub.domain import CustomerAddress, VerifiedIdentity
-from hub.errors import InvalidInput, RateLimited
+from hub.errors import HubError, InvalidInput, RateLimited, ServiceUnavailable
 from hub.phones import DEFAULT_REGION, PHONE_CHANNELS, normalise_phone
 from hub.storage.database import Database
 from hub.storage.models import AuditLog, Customer, Identity, OtpChallenge
@@ -47,10 +52,10 @@ WRONG_CODE = "The code is not right or has expired; ask for a new one if needed.
 
 
 class SmsSender(Protocol):
-    """Sends one text message; the SMS channel implements it (a later issue)."""
+    """Sends one text message now (Twilio SMS in channels/twilio_sms.py)."""
 
     async def send_sms(self, to: str, text: str) -> None:
-        """Send `text` to the E.164 number `to`; raise on failure."""
+        """Send `text` to the E.164 number `to`; raise (a `HubError`, ideally) on failure."""
 
 
 class LoggingSmsSender:
@@ -191,8 +196,22 @@ class PhoneVerification:
                 region=self.region,
             )
         if sms is not None:
-            await self.sender.send_sms(sms.to, sms.text)
+            await self._send(sms)
         return started.expires_at
+
+    async def _send(self, sms: PendingSms) -> None:
+        # Only a known number gets a text, so a failure here tells the caller the number is
+        # a customer's; but it happens only when the provider fails, which a caller cannot
+        # cause, and telling a real customer "no code is coming" matters more.
+        try:
+            await self.sender.send_sms(sms.to, sms.text)
+        except HubError:
+            raise
+        except Exception as error:
+            log.exception("one-time code to the number ending %s was not sent", sms.to[-4:])
+            raise ServiceUnavailable(
+                "We could not send the code by SMS just now; please try again in a minute."
+            ) from error
 
     async def check_verification(self, address: CustomerAddress, code: str) -> VerifiedIdentity:
         """Verify the code for this contact; raise `InvalidInput` when it is not right."""

@@ -14,8 +14,10 @@ but before the row is marked sent sends it again when the lease runs out. `recov
 the other gap, a crash between a reply's commit and its outbox row. Within one conversation
 rows go out in order: a row waits while an earlier row of its conversation is pending.
 
-Embedded default: `run()` is a task on the hub's event loop. Scaled mode: a periodic Celery
-task calls the same `deliver_due()` in a worker.
+Embedded default: `run()` is a task on the hub's event loop, woken by `enqueue`. Scaled mode
+(hub/worker.py): the hub does not run it; `enqueue` asks Celery for a pass instead (the
+`notify` hook), and a Celery task calls the same `deliver_due()` in a worker, on a schedule
+and when a retry falls due.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ ERROR_BACKOFF_SECONDS = 1.0
 RECOVER_WINDOW = timedelta(hours=24)
 
 Publish = Callable[[Sequence[RoutingEvent]], Awaitable[None]]
+Notify = Callable[[], Awaitable[None]]
 
 
 class ChannelPort(ChannelGateway, Protocol):
@@ -87,12 +90,17 @@ class Outbox:
         settings: OutboxSettings,
         *,
         publish: Publish | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self.database = database
         self.channels = channels
         self.settings = settings
         # Where status changes go (the routing engine's console feed); set by the wiring.
         self.publish: Publish = publish or _no_publish
+        # Who is told a row was written: the in-process runner by default; in scaled mode
+        # the wiring sends a Celery task instead. It must not raise: the row is committed,
+        # and the next periodic pass sends it whatever happened to the notice.
+        self.notify: Notify = notify or self._wake_runner
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
@@ -111,7 +119,7 @@ class Outbox:
         await self.channels.typing(address, conversation_id, author, typing)
 
     async def enqueue(self, message: OutboundMessage) -> None:
-        """Write the message's outbox row (once per idempotency key) and wake the runner."""
+        """Write the message's outbox row (once per idempotency key) and notify the runner."""
         key = idempotency_key(message.message_id)
         try:
             async with self.database.write() as session:
@@ -133,11 +141,14 @@ class Outbox:
                     )
         except IntegrityError:
             log.debug("message %s was queued concurrently", message.message_id)
-        self.wake()
+        await self.notify()
 
     def wake(self) -> None:
         """Ask the in-process runner to look for due rows now."""
         self._wake.set()
+
+    async def _wake_runner(self) -> None:
+        self.wake()
 
     # -- the runner -----------------------------------------------------------------------------
 

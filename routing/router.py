@@ -9,16 +9,13 @@ messages whose processing a crash interrupted.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +42,7 @@ from hub.storage.database import Database
 from hub.storage.models import Conversation, ConversationEvent, Customer, Identity, Message
 from hub.tasks import BackgroundTasks
 from routing import conversations, identity, queues
+from routing.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +104,7 @@ class Router:
         self.tasks = tasks
         self.max_message_chars = max_message_chars
         # Messages of one conversation are processed one after another, so replies keep order.
-        self._conversation_locks: dict[int, asyncio.Lock] = {}
-        self._lock_users: Counter[int] = Counter()
+        self.conversation_locks = KeyedLocks()
 
     # -- accept ---------------------------------------------------------------------------
 
@@ -116,7 +113,10 @@ class Router:
         self._validate(inbound)
         receipt = await self._commit(inbound)
         if not receipt.duplicate:
-            self.tasks.spawn(self.process(receipt.message_id), name=f"process-{receipt.message_id}")
+            self.tasks.spawn(
+                self.process(receipt.message_id, receipt.conversation_id),
+                name=f"process-{receipt.message_id}",
+            )
         return receipt
 
     def _validate(self, inbound: InboundMessage) -> None:
@@ -207,34 +207,13 @@ class Router:
 
     # -- process --------------------------------------------------------------------------
 
-    async def process(self, message_id: int) -> None:
+    async def process(self, message_id: int, conversation_id: int) -> None:
         """Take one committed inbound message through the bot or to its human queue."""
-        async with self.database.read() as session:
-            conversation_id = await session.scalar(
-                select(Message.conversation_id).where(Message.id == message_id)
-            )
-        if conversation_id is None:
-            log.warning("message %s vanished before processing", message_id)
-            return
-        async with self._conversation_lock(conversation_id):
+        async with self.conversation_locks.hold(conversation_id):
             if self.hooks is not None:
                 # The customer's words reach an agent who holds the conversation at once.
                 await self.hooks.messages_stored(conversation_id, [message_id])
             await self._process_locked(message_id)
-
-    @asynccontextmanager
-    async def _conversation_lock(self, conversation_id: int) -> AsyncIterator[None]:
-        """Serialise work on one conversation; forget the lock once nobody holds or awaits it."""
-        lock = self._conversation_locks.setdefault(conversation_id, asyncio.Lock())
-        self._lock_users[conversation_id] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._lock_users[conversation_id] -= 1
-            if self._lock_users[conversation_id] == 0:
-                del self._lock_users[conversation_id]
-                self._conversation_locks.pop(conversation_id, None)
 
     async def _process_locked(self, message_id: int) -> None:
         work = await self._read_work(message_id)
@@ -260,27 +239,32 @@ class Router:
 
     async def _read_work(self, message_id: int) -> _Work | None:
         """Load what the bot needs; hand over to a human conversation right away."""
+        # A read, not a write: on SQLite a write transaction holds the hub's one writer lock,
+        # and most turns only read here.
+        async with self.database.read() as session:
+            row = await _turn_rows(session, message_id)
+            if row is None:
+                return None
+            message, conversation, customer, ident = row
+            if message.handled_at is not None:
+                return None
+            if conversation.status == ConversationStatus.BOT:
+                context = await self._context(session, conversation, customer, ident, message)
+                return _Work(
+                    message_id=message.id,
+                    text=message.text,
+                    address=CustomerAddress(ident.channel, ident.address),
+                    context=context,
+                    customer_id=customer.id,
+                )
+        # Queued or with an agent: the agent's console shows it; the bot keeps out.
         async with self.database.write() as session:
-            message = await session.get(Message, message_id)
-            if message is None or message.handled_at is not None:
-                return None
-            conversation = await session.get(Conversation, message.conversation_id)
-            assert conversation is not None
-            if conversation.status != ConversationStatus.BOT:
-                # Queued or with an agent: the agent's console shows it; the bot keeps out.
-                message.handled_at = utcnow()
-                return None
-            customer = await session.get(Customer, conversation.customer_id)
-            ident = await session.get(Identity, conversation.identity_id)
-            assert customer is not None and ident is not None
-            context = await self._context(session, conversation, customer, ident, message)
-            return _Work(
-                message_id=message.id,
-                text=message.text,
-                address=CustomerAddress(ident.channel, ident.address),
-                context=context,
-                customer_id=customer.id,
+            await session.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.handled_at.is_(None))
+                .values(handled_at=utcnow())
             )
+        return None
 
     async def _context(
         self,
@@ -346,10 +330,9 @@ class Router:
         """Commit the bot's replies (and the handoff) with the inbound message marked handled."""
         now = utcnow()
         async with self.database.write() as session:
-            message = await session.get(Message, work.message_id)
-            conversation = await session.get(Conversation, work.context.conversation_id)
-            customer = await session.get(Customer, work.customer_id)
-            assert message is not None and conversation is not None and customer is not None
+            row = await _turn_rows(session, work.message_id)
+            assert row is not None  # messages are never deleted while the hub runs
+            message, conversation, customer, ident = row
             if message.handled_at is not None:
                 return []  # processed elsewhere meanwhile (a resumed duplicate run)
             message.handled_at = now
@@ -390,8 +373,6 @@ class Router:
                 conversation.first_response_at = now
             conversation.last_message_at = now
             await session.flush()
-            ident = await session.get(Identity, conversation.identity_id)
-            assert ident is not None
             address = CustomerAddress(ident.channel, ident.address)
             return [self._to_outbound(m, address) for m in stored]
 
@@ -438,18 +419,25 @@ class Router:
         if not outbound:
             return
         results = [await self.gateway.deliver(m) for m in outbound]
+        # In the outbox, the runner records how delivery went; the rest is recorded here.
+        delivered = [
+            (item, result)
+            for item, result in zip(outbound, results, strict=True)
+            if not result.queued
+        ]
+        if not delivered:
+            return
         async with self.database.write() as session:
-            for item, result in zip(outbound, results, strict=True):
-                if result.queued:
-                    continue  # in the outbox: the runner records how delivery went
-                message = await session.get(Message, item.message_id)
-                if message is None:
-                    continue
-                message.delivery_status = (
-                    DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED
+            for item, result in delivered:
+                await session.execute(
+                    update(Message)
+                    .where(Message.id == item.message_id)
+                    .values(
+                        delivery_status=DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED,
+                        provider_message_id=result.provider_message_id,
+                        delivery_error=result.error,
+                    )
                 )
-                message.provider_message_id = result.provider_message_id
-                message.delivery_error = result.error
 
     # -- recovery -------------------------------------------------------------------------
 
@@ -457,9 +445,9 @@ class Router:
         """Process inbound messages a crash left unhandled (received within the last hour)."""
         since = utcnow() - RESUME_WINDOW
         async with self.database.read() as session:
-            ids = list(
-                await session.scalars(
-                    select(Message.id)
+            rows = list(
+                await session.execute(
+                    select(Message.id, Message.conversation_id)
                     .where(
                         Message.direction == Direction.INBOUND,
                         Message.handled_at.is_(None),
@@ -468,8 +456,26 @@ class Router:
                     .order_by(Message.id)
                 )
             )
-        for message_id in ids:
-            self.tasks.spawn(self.process(message_id), name=f"resume-{message_id}")
-        if ids:
-            log.info("resuming %d unhandled inbound messages", len(ids))
-        return len(ids)
+        for message_id, conversation_id in rows:
+            self.tasks.spawn(self.process(message_id, conversation_id), name=f"resume-{message_id}")
+        if rows:
+            log.info("resuming %d unhandled inbound messages", len(rows))
+        return len(rows)
+
+
+async def _turn_rows(
+    session: AsyncSession, message_id: int
+) -> tuple[Message, Conversation, Customer, Identity] | None:
+    """The message with its conversation, customer and identity, in one query."""
+    row = (
+        await session.execute(
+            select(Message, Conversation, Customer, Identity)
+            .join(Conversation, Conversation.id == Message.conversation_id)
+            .join(Customer, Customer.id == Conversation.customer_id)
+            .join(Identity, Identity.id == Conversation.identity_id)
+            .where(Message.id == message_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    return row[0], row[1], row[2], row[3]

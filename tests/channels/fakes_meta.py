@@ -9,21 +9,19 @@ signed with the real algorithm (HMAC-SHA256 of the raw body with the app secret)
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.channels.fake_server import FakeProvider, serve_on_loopback
 
 APP_SECRET = "meta-app-secret-for-tests"
 VERIFY_TOKEN = "meta-verify-token-for-tests"
@@ -55,35 +53,12 @@ class SentMessage:
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(FakeProvider[SentMessage]):
     """The fake's state: what it accepted, and the failures it was told to produce."""
 
-    url: str = ""
-    sent: list[SentMessage] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     fail_status: int | None = None  # answer every send with this HTTP status while set
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, count: int, timeout: float = 60.0) -> list[SentMessage]:
-        """Wait until at least `count` messages were accepted; return them."""
-        async with asyncio.timeout(timeout):
-            while len(self.sent) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return list(self.sent)
-
-    async def next_where(
-        self, where: Callable[[SentMessage], bool], timeout: float = 60.0
-    ) -> SentMessage:
-        """Wait for the first accepted message that satisfies `where`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.sent:
-                    if where(message):
-                        return message
-                self._arrived.clear()
-                await self._arrived.wait()
 
     def accept(self, kind: str, to: str, body: dict[str, Any], prefix: str) -> str:
         message_id = f"{prefix}{next(self._ids):08d}"
@@ -194,19 +169,9 @@ def _messenger_problem(body: Any) -> str | None:
     return None
 
 
-@asynccontextmanager
-async def fake_graph() -> AsyncIterator[FakeGraph]:
+def fake_graph() -> AbstractAsyncContextManager[FakeGraph]:
     """Run the fake Graph API on a loopback port."""
-    state = FakeGraph()
-    runner = web.AppRunner(build_app(state), handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.url = f"http://127.0.0.1:{port}"
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
+    return serve_on_loopback(FakeGraph(), build_app)
 
 
 # -- webhooks as Meta sends them -----------------------------------------------------------

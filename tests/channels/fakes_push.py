@@ -7,41 +7,34 @@ records what was pushed, and answers `{"name": …}` like FCM.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.channels.fake_server import FakeProvider, serve_on_loopback
 
 PUSH_TOKEN = "push-service-bearer-token"
 PROJECT = "servicehub-test"
 
 
 @dataclass
-class FakePush:
-    url: str = ""  # the send URL
+class FakePush(FakeProvider[dict[str, Any]]):
+    """The fake's state: the device tokens it issued; in `sent`, the `message` objects it pushed.
+
+    Its `url` is the full send URL, as the hub is configured with it.
+    """
+
     device_tokens: set[str] = field(default_factory=set)  # tokens the service knows
-    pushed: list[dict[str, Any]] = field(default_factory=list)  # the `message` objects
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def issue_device_token(self, name: str) -> str:
         """What the app gets from the push SDK on the phone."""
         token = f"fcm-{name}-token:APA91bH{len(self.device_tokens):04d}"
         self.device_tokens.add(token)
         return token
-
-    async def wait_for(self, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
-        async with asyncio.timeout(timeout):
-            while len(self.pushed) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return list(self.pushed)
 
 
 def _error(status: int, code: str, message: str, fcm_code: str | None = None) -> web.Response:
@@ -68,7 +61,7 @@ def build_app(state: FakePush) -> web.Application:
             )
         if message["token"] not in state.device_tokens:
             return _error(404, "NOT_FOUND", "Requested entity was not found.", "UNREGISTERED")
-        state.pushed.append(message)
+        state.sent.append(message)
         state._arrived.set()
         return web.json_response({"name": f"projects/{PROJECT}/messages/0:{next(state._ids)}"})
 
@@ -77,15 +70,6 @@ def build_app(state: FakePush) -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def fake_push() -> AsyncIterator[FakePush]:
-    state = FakePush()
-    runner = web.AppRunner(build_app(state), handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.url = f"http://127.0.0.1:{port}/v1/projects/{PROJECT}/messages:send"
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
+def fake_push() -> AbstractAsyncContextManager[FakePush]:
+    """Run the fake push service on a loopback port."""
+    return serve_on_loopback(FakePush(), build_app, f"/v1/projects/{PROJECT}/messages:send")

@@ -1,4 +1,4 @@
-"""A local stand-in for Twilio's Messages API, and Twilio's webhooks built and signed as it does.
+"""Local stand-ins for Twilio's Messages and Calls APIs, and its webhooks signed as it does.
 
 The fake checks what Twilio checks before accepting a message — HTTP basic auth with the
 account SID and auth token, the account in the path, `To`, a sender (`From` or
@@ -8,19 +8,23 @@ sent, and can be told to fail with a 5xx. It can also play Twilio's status callb
 them for the `StatusCallback` URL the hub gave (the public URL, behind the proxy) and post
 them to the hub on loopback, as the proxy would.
 
+For voice, the fake takes the Calls API's "update a call" request (redirecting a live call
+to new TwiML) with the same checks — basic auth, a `CA…` CallSid, an absolute `Url` — and
+refuses a call that has ended (error 21220) as Twilio does. It plays the webhooks of a call:
+incoming, gather results, status callbacks.
+
 Webhooks are signed with the `twilio` package's own `RequestValidator.compute_signature`:
 HMAC-SHA1 over the URL Twilio called plus the sorted form parameters.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import itertools
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +33,7 @@ import aiohttp
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from tests.conftest import free_port
+from tests.channels.fake_server import FakeProvider, serve_on_loopback
 
 ACCOUNT_SID = "AC" + "5ef8732a3c49700934481addd5ce1659"[:32]
 AUTH_TOKEN = "twilio-test-auth-token-0123456789"
@@ -38,6 +42,8 @@ WHATSAPP_SENDER = "whatsapp:+14155238886"
 # The address Twilio calls: a TLS-terminating reverse proxy in front of the hub.
 PUBLIC_URL = "https://hub.bank.example"
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+CALL_SID = re.compile(r"^CA[0-9a-f]{32}$")
+VOICE_NUMBER = "+14155550199"  # the bank's Twilio number for calls
 
 
 @dataclass
@@ -52,42 +58,33 @@ class SentMessage:
 
 
 @dataclass
-class FakeTwilio:
+class CallRedirect:
+    """One live call the fake was asked to point at new TwiML."""
+
+    call_sid: str
+    url: str
+    method: str
+
+
+@dataclass
+class FakeTwilio(FakeProvider[SentMessage]):
     """The fake's state: what it accepted, and the failures it was told to produce."""
 
-    url: str = ""
-    sent: list[SentMessage] = field(default_factory=list)
     attempts: int = 0  # every POST to Messages.json, accepted or not
     fail_status: int | None = None  # answer every send with this HTTP status while set
+    redirects: list[CallRedirect] = field(default_factory=list)
+    ended_calls: set[str] = field(default_factory=set)  # calls Twilio would refuse to update
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def wait_for(self, count: int, timeout: float = 60.0) -> list[SentMessage]:
-        """Wait until at least `count` messages were accepted; return them."""
-        async with asyncio.timeout(timeout):
-            while len(self.sent) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return list(self.sent)
-
-    async def next_where(
-        self, where: Callable[[SentMessage], bool], timeout: float = 60.0
-    ) -> SentMessage:
-        """Wait for the first accepted message that satisfies `where`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.sent:
-                    if where(message):
-                        return message
-                self._arrived.clear()
-                await self._arrived.wait()
 
     async def wait_attempts(self, count: int, timeout: float = 60.0) -> None:
         """Wait until the API was called `count` times (accepted or refused)."""
-        async with asyncio.timeout(timeout):
-            while self.attempts < count:
-                self._arrived.clear()
-                await self._arrived.wait()
+        await self.wait_until(lambda: self.attempts >= count, timeout)
+
+    async def next_redirect(
+        self, where: Callable[[CallRedirect], bool], timeout: float = 60.0
+    ) -> CallRedirect:
+        """Wait for the first call redirect that satisfies `where`."""
+        return await self.first_in(self.redirects, where, timeout)
 
     def _accept(self, to: str, sender: str, body: str, callback: str | None) -> SentMessage:
         sid = f"SM{next(self._ids):032x}"
@@ -157,8 +154,40 @@ def build_app(state: FakeTwilio) -> web.Application:
             status=201,
         )
 
+    async def update_call(request: web.Request) -> web.Response:
+        state.attempts += 1
+        state._arrived.set()
+        if _basic_auth(request) != (ACCOUNT_SID, AUTH_TOKEN):
+            return _error(401, 20003, "Authenticate")
+        call_sid = request.match_info["call"]
+        if request.match_info["account"] != ACCOUNT_SID or not CALL_SID.match(call_sid):
+            return _error(404, 20404, "The requested resource was not found")
+        if state.fail_status is not None:
+            return _error(state.fail_status, 20500, "Internal Server Error")
+        if request.content_type != "application/x-www-form-urlencoded":
+            return _error(400, 20001, "Unsupported content type")
+        form = await request.post()
+        url, method = str(form.get("Url", "")), str(form.get("Method", "POST"))
+        if not url.startswith(("http://", "https://")) or method not in ("GET", "POST"):
+            return _error(400, 21205, "Url is not a valid URL.")
+        if call_sid in state.ended_calls:
+            return _error(400, 21220, "Call is not in-progress. Cannot redirect.")
+        state.redirects.append(CallRedirect(call_sid, url, method))
+        state._arrived.set()
+        return web.json_response(
+            {
+                "sid": call_sid,
+                "account_sid": ACCOUNT_SID,
+                "status": "in-progress",
+                "direction": "inbound",
+                "api_version": "2010-04-01",
+                "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls/{call_sid}.json",
+            }
+        )
+
     app = web.Application()
     app.router.add_post("/2010-04-01/Accounts/{account}/Messages.json", create_message)
+    app.router.add_post("/2010-04-01/Accounts/{account}/Calls/{call}.json", update_call)
     return app
 
 
@@ -181,19 +210,9 @@ def _problem(form: Mapping[str, Any]) -> tuple[int, str] | None:
     return None
 
 
-@asynccontextmanager
-async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+def fake_twilio() -> AbstractAsyncContextManager[FakeTwilio]:
     """Run the fake Twilio API on a loopback port."""
-    state = FakeTwilio()
-    runner = web.AppRunner(build_app(state), handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.url = f"http://127.0.0.1:{port}"
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
+    return serve_on_loopback(FakeTwilio(), build_app)
 
 
 # -- webhooks as Twilio sends them ---------------------------------------------------------------
@@ -301,3 +320,67 @@ async def report_status(
         params["ErrorCode"] = error_code
     path = urlsplit(message.status_callback).path
     return await post_webhook(hub_url, path, params, signed_url=message.status_callback)
+
+
+# -- a phone call, as Twilio plays it ------------------------------------------------------------
+
+
+def new_call_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+def call_form(caller: str, call_sid: str, **extra: str) -> dict[str, str]:
+    """The parameters Twilio posts with every webhook of an incoming call."""
+    return {
+        "Called": VOICE_NUMBER,
+        "ToState": "CA",
+        "CallerCountry": "CN",
+        "Direction": "inbound",
+        "CallerState": "",
+        "ToZip": "",
+        "CallSid": call_sid,
+        "To": VOICE_NUMBER,
+        "CallerZip": "",
+        "ToCountry": "US",
+        "CallToken": "%7B%22parentCallInfoToken%22%3A%22eyJhbGciOiJFUzI1NiJ9%22%7D",
+        "CalledZip": "",
+        "ApiVersion": "2010-04-01",
+        "CalledCity": "",
+        "CallStatus": "in-progress",
+        "From": caller,
+        "AccountSid": ACCOUNT_SID,
+        "CalledCountry": "US",
+        "CallerCity": "",
+        "Caller": caller,
+        "FromCountry": "CN",
+        "ToCity": "",
+        "FromCity": "",
+        "CalledState": "CA",
+        "FromZip": "",
+        "FromState": "",
+        **extra,
+    }
+
+
+def speech_result(caller: str, call_sid: str, speech: str, language: str) -> dict[str, str]:
+    """What a `<Gather input="speech dtmf">` posts when the caller spoke."""
+    return call_form(caller, call_sid, SpeechResult=speech, Confidence="0.92", Language=language)
+
+
+def digits_pressed(caller: str, call_sid: str, digits: str) -> dict[str, str]:
+    """What a `<Gather>` posts when the caller pressed keys."""
+    return call_form(caller, call_sid, Digits=digits, FinishedOnKey="")
+
+
+def call_ended(caller: str, call_sid: str, status: str = "completed") -> dict[str, str]:
+    """The call's status callback when it ends."""
+    return call_form(
+        caller,
+        call_sid,
+        CallStatus=status,
+        CallDuration="42",
+        Duration="1",
+        Timestamp="Mon, 07 Dec 2026 02:00:00 +0000",
+        CallbackSource="call-progress-events",
+        SequenceNumber="0",
+    )

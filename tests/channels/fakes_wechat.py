@@ -8,19 +8,17 @@ was sent, and can revoke tokens or be told to fail.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import aiohttp
 from aiohttp import web
 
-from tests.conftest import free_port
+from tests.channels.fake_server import FakeProvider, serve_on_loopback
 
 TOKEN = "servicehub-wechat-token"
 APP_ID = "wx1234567890abcdef"
@@ -35,34 +33,17 @@ class CustomMessage:
 
 
 @dataclass
-class FakeWeChat:
-    url: str = ""
-    sent: list[CustomMessage] = field(default_factory=list)
+class FakeWeChat(FakeProvider[CustomMessage]):
+    """The fake's state: tokens it issued, what it accepted, the failure it was told to give."""
+
     tokens_issued: int = 0
     valid_tokens: set[str] = field(default_factory=set)
     fail_errcode: int | None = None  # answer every send with this errcode while set
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-    _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid, as fetching a new one elsewhere does."""
         self.valid_tokens.clear()
-
-    async def wait_for(self, count: int, timeout: float = 60.0) -> list[CustomMessage]:
-        """Wait until at least `count` messages were accepted; return them."""
-        await self.next_where(lambda _: len(self.sent) >= count, timeout)
-        return list(self.sent)
-
-    async def next_where(
-        self, where: Callable[[CustomMessage], bool], timeout: float = 60.0
-    ) -> CustomMessage:
-        async with asyncio.timeout(timeout):
-            while True:
-                for message in self.sent:
-                    if where(message):
-                        return message
-                self._arrived.clear()
-                await self._arrived.wait()
 
 
 def build_app(state: FakeWeChat) -> web.Application:
@@ -108,18 +89,9 @@ def build_app(state: FakeWeChat) -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def fake_wechat() -> AsyncIterator[FakeWeChat]:
-    state = FakeWeChat()
-    runner = web.AppRunner(build_app(state), handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    state.url = f"http://127.0.0.1:{port}"
-    try:
-        yield state
-    finally:
-        await runner.cleanup()
+def fake_wechat() -> AbstractAsyncContextManager[FakeWeChat]:
+    """Run the fake Official Account API on a loopback port."""
+    return serve_on_loopback(FakeWeChat(), build_app)
 
 
 # -- pushes as WeChat sends them ----------------------------------------------------------------

@@ -14,9 +14,10 @@ from sqlalchemy import func, select
 from hub.channel_settings import AppPushSettings, load_app_push_settings
 from hub.errors import ConfigurationError
 from hub.identity_tokens import issue_identity_token
-from hub.storage.models import AppDevice, Message
+from hub.storage.models import AppDevice
 from knowledge.embedding import Embedder
 from tests.channels.fakes_push import PUSH_TOKEN, FakePush, fake_push
+from tests.channels.queries import deliver_until_status, messages
 from tests.chat_client import ChatClient
 from tests.conftest import IDENTITY_SECRET, RunningHub, copy_template, hub_settings, run_hub
 from tests.console.helpers import call
@@ -56,29 +57,6 @@ async def app_hub(
             yield hub, push
 
 
-async def app_messages(hub: RunningHub) -> list[Message]:
-    async with hub.hub.database.read() as session:
-        rows = await session.scalars(
-            select(Message).where(Message.channel == "app").order_by(Message.id)
-        )
-        return list(rows)
-
-
-async def wait_status(hub: RunningHub, message_id: int, status: str) -> Message:
-    assert hub.hub.outbox is not None
-    seen = None
-    for _ in range(200):
-        async with hub.hub.database.read() as session:
-            message = await session.get(Message, message_id)
-        assert message is not None
-        if message.delivery_status == status:
-            return message
-        seen = message.delivery_status
-        await hub.hub.outbox.deliver_due()
-        await hub.hub.tasks.wait_idle()
-    raise AssertionError(f"message {message_id} is {seen}, not {status}")
-
-
 async def register(hub: RunningHub, token: str | None, body: Any) -> tuple[int, Any]:
     return await call(hub, "POST", "/api/app/devices", token=token, json=body)
 
@@ -102,12 +80,12 @@ async def test_a_connected_app_gets_the_bot_answer_over_its_socket(
         assert client.session is not None and client.session["verified"] is True
         ack = await client.send("信用卡年费怎么收？")
         await client.wait_for(lambda: any(m["author"] != "customer" for m in client.messages))
-        stored = await app_messages(hub)
+        stored = await messages(hub, channel="app")
         assert stored[0].id == ack["id"] and stored[0].channel == "app"
         reply = next(m for m in stored if m.direction == "outbound")
         assert client.messages[0]["id"] == reply.id
-        await wait_status(hub, reply.id, "sent")
-        assert push.pushed == []
+        await deliver_until_status(hub, reply.id, "sent")
+        assert push.sent == []
         await client.close()
 
 
@@ -167,7 +145,7 @@ async def test_an_agent_reply_to_a_closed_app_goes_out_as_a_push(
         assert notification["data"]["conversation_id"] == str(conversation_id)
         # Lock screens are public: the reply itself never travels in the notification.
         assert text not in str(notification)
-        sent = await wait_status(hub, reply["id"], "sent")
+        sent = await deliver_until_status(hub, reply["id"], "sent")
         assert sent.provider_message_id is not None
         assert sent.provider_message_id.startswith("projects/")
         # The push service said the other phone's app is gone: it is forgotten.
@@ -195,9 +173,9 @@ async def test_a_closed_app_without_devices_marks_the_reply_failed_saying_why(
         conversation_id = offer["conversation"]["id"]
         await li.ok("accept", {"conversation_id": conversation_id})
         reply = await li.send(conversation_id, "您好")
-        failed = await wait_status(hub, reply["id"], "failed")
+        failed = await deliver_until_status(hub, reply["id"], "failed")
         assert failed.delivery_error is not None and "no device" in failed.delivery_error
-        assert push.pushed == []
+        assert push.sent == []
         await li.close()
 
 

@@ -17,13 +17,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.channel_settings import MetaSettings, WhatsAppTemplate, load_meta_settings
 from hub.clock import utcnow
 from hub.domain import Direction
 from hub.errors import ConfigurationError
-from hub.storage.models import Conversation, Customer, Identity, Message
+from hub.storage.models import Conversation, Customer, Identity
 from knowledge.embedding import Embedder
 from tests.channels.fakes_meta import (
     APP_SECRET,
@@ -41,6 +41,7 @@ from tests.channels.fakes_meta import (
     whatsapp_text,
     whatsapp_webhook,
 )
+from tests.channels.queries import deliver_until_status, message_count, messages, stored_message
 from tests.conftest import RunningHub, copy_template, hub_settings, run_hub
 from tests.console.routing_helpers import MANUAL_TIMERS, console
 
@@ -72,38 +73,6 @@ async def meta_hub(
         )
         async with run_hub(settings, embedders) as hub:
             yield hub, graph
-
-
-async def messages(hub: RunningHub, channel: str) -> list[Message]:
-    async with hub.hub.database.read() as session:
-        rows = await session.scalars(
-            select(Message).where(Message.channel == channel).order_by(Message.id)
-        )
-        return list(rows)
-
-
-async def message_count(hub: RunningHub) -> int:
-    async with hub.hub.database.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
-
-
-async def stored(hub: RunningHub, message_id: int) -> Message:
-    async with hub.hub.database.read() as session:
-        message = await session.get(Message, message_id)
-    assert message is not None
-    return message
-
-
-async def wait_status(hub: RunningHub, message_id: int, status: str) -> Message:
-    """Wait for the outbox to record a delivery outcome (woken by the test, not by time)."""
-    assert hub.hub.outbox is not None
-    for _ in range(200):
-        message = await stored(hub, message_id)
-        if message.delivery_status == status:
-            return message
-        await hub.hub.outbox.deliver_due()
-        await hub.hub.tasks.wait_idle()
-    raise AssertionError(f"message {message_id} is {message.delivery_status}, not {status}")
 
 
 def new_wamid() -> str:
@@ -232,14 +201,14 @@ async def test_whatsapp_question_is_answered_once_and_receipts_update_the_status
 
         sent = await graph.wait_for(1)
         await hub.hub.tasks.wait_idle()
-        stored_messages = await messages(hub, "whatsapp_cloud")
+        stored_messages = await messages(hub, channel="whatsapp_cloud")
         inbound = [m for m in stored_messages if m.direction == Direction.INBOUND]
         assert [m.channel_message_id for m in inbound] == [wamid]
         replies = [m for m in stored_messages if m.direction == Direction.OUTBOUND]
         assert replies and sent[0].to == WANG_PHONE
         assert sent[0].body["type"] == "text"
         assert sent[0].text is not None and sent[0].text.startswith(replies[0].text[:20])
-        first = await wait_status(hub, replies[0].id, "sent")
+        first = await deliver_until_status(hub, replies[0].id, "sent")
         assert first.provider_message_id == sent[0].message_id
         assert len(graph.sent) == len(replies)
 
@@ -260,12 +229,12 @@ async def test_whatsapp_question_is_answered_once_and_receipts_update_the_status
         )
         status, body = await post_webhook(hub.base_url, "whatsapp_cloud", receipt)
         assert status == 200 and body["statuses"] == 1
-        assert (await stored(hub, first.id)).delivery_status == "delivered"
+        assert (await stored_message(hub, first.id)).delivery_status == "delivered"
         late = whatsapp_webhook(statuses=[whatsapp_status(sent[0].message_id, "sent", WANG_PHONE)])
         await post_webhook(hub.base_url, "whatsapp_cloud", late)
         read = whatsapp_webhook(statuses=[whatsapp_status(sent[0].message_id, "read", WANG_PHONE)])
         await post_webhook(hub.base_url, "whatsapp_cloud", read)
-        assert (await stored(hub, first.id)).delivery_status == "delivered"
+        assert (await stored_message(hub, first.id)).delivery_status == "delivered"
 
 
 async def test_a_failed_receipt_marks_the_message_failed_with_metas_reason(
@@ -275,16 +244,14 @@ async def test_a_failed_receipt_marks_the_message_failed_with_metas_reason(
         payload = whatsapp_webhook([whatsapp_text("8613900002002", "你好", new_wamid())])
         await post_webhook(hub.base_url, "whatsapp_cloud", payload)
         sent = (await graph.wait_for(1))[0]
-        reply = next(
-            m for m in await messages(hub, "whatsapp_cloud") if m.direction == Direction.OUTBOUND
-        )
-        await wait_status(hub, reply.id, "sent")
+        [reply, *_] = await messages(hub, channel="whatsapp_cloud", direction=Direction.OUTBOUND)
+        await deliver_until_status(hub, reply.id, "sent")
         failed = whatsapp_webhook(
             statuses=[whatsapp_status(sent.message_id, "failed", "8613900002002")]
         )
         status, _ = await post_webhook(hub.base_url, "whatsapp_cloud", failed)
         assert status == 200
-        after = await stored(hub, reply.id)
+        after = await stored_message(hub, reply.id)
         assert after.delivery_status == "failed"
         assert after.delivery_error is not None and "131026" in after.delivery_error
 
@@ -304,9 +271,7 @@ async def test_a_batch_of_entries_is_taken_apart(
         status, body = await post_webhook(hub.base_url, "whatsapp_cloud", batch)
         assert status == 200 and body["accepted"] == 3
         await hub.hub.tasks.wait_idle()
-        inbound = [
-            m for m in await messages(hub, "whatsapp_cloud") if m.direction == Direction.INBOUND
-        ]
+        inbound = await messages(hub, channel="whatsapp_cloud", direction=Direction.INBOUND)
         assert len(inbound) == 3
         assert len({m.conversation_id for m in inbound}) == 2
 
@@ -325,11 +290,9 @@ async def test_outside_the_24_hour_window_a_reply_goes_out_as_the_approved_templ
         assert template["name"] == "service_followup"
         assert template["language"] == {"code": "zh_CN"}
         parameter = template["components"][0]["parameters"][0]["text"]
-        reply = next(
-            m for m in await messages(hub, "whatsapp_cloud") if m.direction == Direction.OUTBOUND
-        )
+        [reply, *_] = await messages(hub, channel="whatsapp_cloud", direction=Direction.OUTBOUND)
         assert parameter == " ".join(reply.text.split())
-        await wait_status(hub, reply.id, "sent")
+        await deliver_until_status(hub, reply.id, "sent")
 
 
 async def test_outside_the_window_without_a_template_the_reply_fails_saying_why(
@@ -343,10 +306,8 @@ async def test_outside_the_window_without_a_template_the_reply_fails_saying_why(
         payload = whatsapp_webhook([whatsapp_text("8613900006006", "你好", new_wamid(), old)])
         await post_webhook(hub.base_url, "whatsapp_cloud", payload)
         await hub.hub.tasks.wait_idle()
-        reply = next(
-            m for m in await messages(hub, "whatsapp_cloud") if m.direction == Direction.OUTBOUND
-        )
-        failed = await wait_status(hub, reply.id, "failed")
+        [reply, *_] = await messages(hub, channel="whatsapp_cloud", direction=Direction.OUTBOUND)
+        failed = await deliver_until_status(hub, reply.id, "failed")
         assert failed.delivery_error is not None
         assert "24-hour" in failed.delivery_error and "template" in failed.delivery_error
         assert graph.sent == []
@@ -379,9 +340,7 @@ async def test_the_graph_api_down_is_retried_then_the_reply_is_marked_failed(
         payload = whatsapp_webhook([whatsapp_text("8613900008008", "你好", new_wamid())])
         await post_webhook(hub.base_url, "whatsapp_cloud", payload)
         await hub.hub.tasks.wait_idle()
-        reply = next(
-            m for m in await messages(hub, "whatsapp_cloud") if m.direction == Direction.OUTBOUND
-        )
+        [reply, *_] = await messages(hub, channel="whatsapp_cloud", direction=Direction.OUTBOUND)
         outbox = hub.hub.outbox
         assert outbox is not None
         # Play the clock forward through every backoff instead of sleeping.
@@ -389,7 +348,7 @@ async def test_the_graph_api_down_is_retried_then_the_reply_is_marked_failed(
         for _ in range(outbox.settings.max_attempts + 2):
             later += timedelta(seconds=outbox.settings.backoff_max_seconds * 2)
             await outbox.deliver_due(now=later)
-        failed = await stored(hub, reply.id)
+        failed = await stored_message(hub, reply.id)
         assert failed.delivery_status == "failed"
         assert failed.delivery_error is not None and "503" in failed.delivery_error
         assert graph.sent == []
@@ -414,10 +373,10 @@ async def test_messenger_question_is_answered_and_the_psid_stays_its_own_custome
         assert sent.kind == "messenger" and sent.to == psid
         assert sent.body["messaging_type"] == "RESPONSE"
         await hub.hub.tasks.wait_idle()
-        stored_messages = await messages(hub, "messenger")
+        stored_messages = await messages(hub, channel="messenger")
         assert len([m for m in stored_messages if m.direction == Direction.INBOUND]) == 1
         reply = next(m for m in stored_messages if m.direction == Direction.OUTBOUND)
-        await wait_status(hub, reply.id, "sent")
+        await deliver_until_status(hub, reply.id, "sent")
         # A delivery event names the mids it covers.
         delivery = messenger_webhook(
             [
@@ -431,7 +390,7 @@ async def test_messenger_question_is_answered_and_the_psid_stays_its_own_custome
         )
         status, body = await post_webhook(hub.base_url, "messenger", delivery)
         assert status == 200 and body["statuses"] == 1
-        assert (await stored(hub, reply.id)).delivery_status == "delivered"
+        assert (await stored_message(hub, reply.id)).delivery_status == "delivered"
         async with hub.hub.database.read() as session:
             identity = await session.scalar(
                 select(Identity).where(Identity.channel == "messenger", Identity.address == psid)
@@ -469,8 +428,8 @@ async def test_messenger_after_24_hours_only_an_agents_reply_goes_out_with_the_h
         await post_webhook(hub.base_url, "messenger", messenger_webhook([event]))
         offer = await li.offer_for()
         conversation_id = offer["conversation"]["id"]
-        notice = next(m for m in await messages(hub, "messenger") if m.handoff)
-        failed = await wait_status(hub, notice.id, "failed")
+        notice = next(m for m in await messages(hub, channel="messenger") if m.handoff)
+        failed = await deliver_until_status(hub, notice.id, "failed")
         assert failed.delivery_error is not None and "24-hour" in failed.delivery_error
         await li.ok("accept", {"conversation_id": conversation_id})
         await li.send(conversation_id, "抱歉久等，我是李敏。")

@@ -9,111 +9,52 @@ sleeps for a fixed time or measures one: tests wait for what a customer or the d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from hub.clock import utcnow
 from hub.domain import Author, DeliveryStatus, Direction
 from hub.errors import ConfigurationError
-from hub.settings import OutboxSettings, load_settings
-from hub.storage.models import Conversation, Customer, Identity, Message, OutboxEntry
+from hub.settings import load_settings
+from hub.storage.models import Conversation, Customer, Message, OutboxEntry
 from hub.twilio_settings import TwilioSettings
 from knowledge.embedding import Embedder
+from tests.channels.console_status import retried_then_failed, status_shown
 from tests.channels.fakes_twilio import (
     ACCOUNT_SID,
     AUTH_TOKEN,
     PUBLIC_URL,
     SMS_NUMBER,
     WHATSAPP_SENDER,
-    FakeTwilio,
-    fake_twilio,
     inbound_sms,
     inbound_whatsapp,
     post_webhook,
     report_status,
     sign,
 )
-from tests.conftest import (
-    ADMIN_TOKEN,
-    RunningHub,
-    copy_template,
-    fresh_postgres_database,
-    hub_settings,
-    run_hub,
+from tests.channels.hubs import TEST_OUTBOX, twilio_hub
+from tests.channels.queries import (
+    committed_reply,
+    customer_of,
+    message_count,
+    messages,
+    wait_status,
 )
-from tests.console.routing_helpers import MANUAL_TIMERS, console
+from tests.conftest import ADMIN_TOKEN, RunningHub
+from tests.console.routing_helpers import console
 
 MESSAGES = "/channels/twilio/messages"
 STATUS = "/channels/twilio/status"
 WANG = "+8613800001001"  # demo customer C1001, known on SMS
 CHEN = "+8613800001002"  # demo customer C1002, known on voice only
 ANSWERABLE = "信用卡丢了怎么挂失"
-# Retries quick enough for a test; the policy (attempts, doubling) is the production one.
-TEST_OUTBOX = OutboxSettings(
-    max_attempts=3, backoff_seconds=0.05, backoff_max_seconds=0.2, poll_seconds=0.5
-)
 
 BOTH_DATABASES = pytest.mark.parametrize(
     "database_kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
-
-
-@asynccontextmanager
-async def twilio_hub(
-    template: Path, tmp_path: Path, embedders: list[Embedder], database_kind: str = "sqlite"
-) -> AsyncIterator[tuple[RunningHub, FakeTwilio]]:
-    async with AsyncExitStack() as stack:
-        twilio = await stack.enter_async_context(fake_twilio())
-        database_url = None
-        if database_kind == "postgres":
-            database_url = await stack.enter_async_context(fresh_postgres_database())
-        settings = hub_settings(
-            copy_template(template, tmp_path / "data"),
-            database_url,
-            routing=MANUAL_TIMERS,
-            public_url=PUBLIC_URL,
-            twilio=TwilioSettings(
-                account_sid=ACCOUNT_SID,
-                auth_token=AUTH_TOKEN,
-                sms_from=SMS_NUMBER,
-                whatsapp_from=WHATSAPP_SENDER,
-                api_url=twilio.url,
-            ),
-            outbox=TEST_OUTBOX,
-        )
-        hub = await stack.enter_async_context(run_hub(settings, embedders))
-        yield hub, twilio
-
-
-async def messages(hub: RunningHub, **where: Any) -> list[Message]:
-    async with hub.hub.database.read() as session:
-        query = select(Message).order_by(Message.id)
-        for column, value in where.items():
-            query = query.where(getattr(Message, column) == value)
-        return list(await session.scalars(query))
-
-
-async def message_count(hub: RunningHub) -> int:
-    async with hub.hub.database.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
-
-
-async def wait_status(hub: RunningHub, message_id: int, status: str) -> Message:
-    """Wait until the message shows `status` (the outbox runner works in the background)."""
-    async with asyncio.timeout(60):
-        while True:
-            async with hub.hub.database.read() as session:
-                message = await session.get(Message, message_id)
-            assert message is not None
-            if message.delivery_status == status:
-                return message
-            await asyncio.sleep(0.05)
 
 
 async def sent_as(hub: RunningHub, provider_message_id: str) -> Message:
@@ -132,17 +73,6 @@ async def send_sms(hub: RunningHub, sender: str, body: str, **extra: str) -> dic
     assert status == 200, text
     assert text.endswith("<Response></Response>")  # TwiML: nothing to say now
     return form
-
-
-async def customer_of(hub: RunningHub, channel: str, address: str) -> int:
-    async with hub.hub.database.read() as session:
-        found = await session.scalar(
-            select(Identity.customer_id).where(
-                Identity.channel == channel, Identity.address == address
-            )
-        )
-    assert found is not None, (channel, address)
-    return int(found)
 
 
 # -- the bot answers by SMS and WhatsApp ----------------------------------------------------------
@@ -199,9 +129,9 @@ async def test_one_phone_on_whatsapp_and_sms_is_one_customer_and_media_is_kept(
         on_sms = await twilio.next_where(lambda m: m.to == CHEN)
         assert on_sms.sender == SMS_NUMBER
 
-        chen = await customer_of(hub, "voice", CHEN)  # the demo knows C1002 by phone call
-        assert await customer_of(hub, "whatsapp", CHEN) == chen
-        assert await customer_of(hub, "sms", CHEN) == chen
+        chen = (await customer_of(hub, "voice", CHEN)).id  # the demo knows C1002 by phone call
+        assert (await customer_of(hub, "whatsapp", CHEN)).id == chen
+        assert (await customer_of(hub, "sms", CHEN)).id == chen
 
 
 # -- a person takes over -------------------------------------------------------------------------
@@ -220,8 +150,8 @@ async def test_handoff_by_sms_then_the_agents_reply_reaches_the_phone(
             assert offer["conversation"]["channel"] == "sms"
             # The customer was told by SMS that a person is coming.
             [notice] = await messages(hub, conversation_id=conversation_id, handoff=True)
-            await wait_status(hub, notice.id, DeliveryStatus.SENT)
-            assert any(m.sid == notice.provider_message_id and m.to == WANG for m in twilio.sent)
+            sent = await wait_status(hub, notice.id, DeliveryStatus.SENT)
+            assert any(m.sid == sent.provider_message_id and m.to == WANG for m in twilio.sent)
 
             await li.ok("accept", {"conversation_id": conversation_id})
             joined = await twilio.next_where(lambda m: "李敏" in m.body)
@@ -231,10 +161,7 @@ async def test_handoff_by_sms_then_the_agents_reply_reaches_the_phone(
             delivered = await twilio.next_where(lambda m: "12月18日" in m.body)
             assert delivered.to == WANG and delivered.sender == SMS_NUMBER
             # The console hears that the reply went out.
-            status = await li.next(
-                "message_status",
-                lambda s: s["id"] == reply["id"] and s["delivery_status"] == "sent",
-            )
+            status = await status_shown(li, reply["id"], "sent")
             assert status["delivery_error"] is None
 
             # Twilio hiccups: the first reply is retried, and the second waits for it, so the
@@ -423,16 +350,7 @@ async def test_an_agent_reply_twilio_cannot_take_shows_failed_in_the_console(
             twilio.fail_status = 500
             reply = await li.send(inbound.conversation_id, "请稍等，我帮您查一下。")
             assert reply["delivery_status"] == "pending"
-            retrying = await li.next(
-                "message_status",
-                lambda s: s["id"] == reply["id"] and "retrying" in (s["delivery_error"] or ""),
-            )
-            assert retrying["delivery_status"] == "pending"
-            failed = await li.next(
-                "message_status",
-                lambda s: s["id"] == reply["id"] and s["delivery_status"] == "failed",
-            )
-            assert "500" in failed["delivery_error"]
+            assert "500" in await retried_then_failed(li, reply["id"])
         finally:
             await li.close()
 
@@ -445,20 +363,7 @@ async def test_replies_a_crash_left_without_an_outbox_row_are_sent_on_recovery(
         await twilio.wait_for(1)
         [inbound] = await messages(hub, channel_message_id=form["MessageSid"])
         # What a crash between the reply's commit and its outbox row leaves behind.
-        async with hub.hub.database.write() as session:
-            orphan = Message(
-                conversation_id=inbound.conversation_id,
-                channel="sms",
-                direction=Direction.OUTBOUND,
-                author=Author.BOT,
-                text="还有什么可以帮您？",
-                sources=[],
-                media_urls=[],
-                meta={},
-                delivery_status=DeliveryStatus.PENDING,
-                created_at=utcnow(),
-            )
-            session.add(orphan)
+        orphan = await committed_reply(hub, inbound.conversation_id, "还有什么可以帮您？")
         assert hub.hub.outbox is not None
         assert await hub.hub.outbox.recover() == 1
         assert await hub.hub.outbox.recover() == 0  # one row per message, however often

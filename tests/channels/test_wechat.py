@@ -13,12 +13,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.channel_settings import WeChatSettings, load_wechat_settings
 from hub.domain import Direction
 from hub.errors import ConfigurationError
-from hub.storage.models import Customer, Identity, Message
+from hub.storage.models import Customer, Identity
 from knowledge.embedding import Embedder
 from tests.channels.fakes_wechat import (
     ACCOUNT,
@@ -33,6 +33,7 @@ from tests.channels.fakes_wechat import (
     signed_query,
     text_push,
 )
+from tests.channels.queries import message_count, messages
 from tests.conftest import RunningHub, copy_template, hub_settings, run_hub
 from tests.console.routing_helpers import MANUAL_TIMERS, console
 
@@ -56,19 +57,6 @@ async def wechat_hub(
         settings = hub_settings(data_dir, routing=MANUAL_TIMERS, wechat=wechat)
         async with run_hub(settings, embedders) as hub:
             yield hub, api
-
-
-async def wechat_messages(hub: RunningHub) -> list[Message]:
-    async with hub.hub.database.read() as session:
-        rows = await session.scalars(
-            select(Message).where(Message.channel == "wechat").order_by(Message.id)
-        )
-        return list(rows)
-
-
-async def message_count(hub: RunningHub) -> int:
-    async with hub.hub.database.read() as session:
-        return int(await session.scalar(select(func.count()).select_from(Message)) or 0)
 
 
 async def settle(hub: RunningHub) -> None:
@@ -124,7 +112,7 @@ async def test_a_quick_answer_is_the_passive_reply(
         assert reply["ToUserName"] == openid and reply["FromUserName"] == ACCOUNT
         assert reply["MsgType"] == "text"
         await settle(hub)
-        stored = await wechat_messages(hub)
+        stored = await messages(hub, channel="wechat")
         inbound = [m for m in stored if m.direction == Direction.INBOUND]
         assert [m.channel_message_id for m in inbound] == [msg_id]
         first = next(m for m in stored if m.direction == Direction.OUTBOUND)
@@ -141,7 +129,7 @@ async def test_a_quick_answer_is_the_passive_reply(
         )
         assert status == 200 and body == "success"
         await settle(hub)
-        assert len(await wechat_messages(hub)) == len(stored)
+        assert len(await messages(hub, channel="wechat")) == len(stored)
 
         # The OpenID is a customer of its own, unverified.
         async with hub.hub.database.read() as session:
@@ -165,7 +153,7 @@ async def test_a_late_answer_goes_out_as_a_customer_service_message(
         assert status == 200 and body == "success"
         sent = await api.next_where(lambda m: m.touser == openid)
         await settle(hub)
-        first = next(m for m in await wechat_messages(hub) if m.direction == Direction.OUTBOUND)
+        [first, *_] = await messages(hub, channel="wechat", direction=Direction.OUTBOUND)
         assert sent.content.startswith(first.text)
         assert first.delivery_status == "sent"
         assert api.tokens_issued == 1
@@ -214,7 +202,7 @@ async def test_wechat_refusing_a_message_marks_it_failed_with_the_reason(
         openid = new_openid()
         await post_push(hub.base_url, text_push(openid, "你好", new_msg_id()), openid=openid)
         await settle(hub)
-        reply = next(m for m in await wechat_messages(hub) if m.direction == Direction.OUTBOUND)
+        [reply, *_] = await messages(hub, channel="wechat", direction=Direction.OUTBOUND)
         assert reply.delivery_status == "failed"
         assert reply.delivery_error is not None and "48 hours" in reply.delivery_error
         assert api.sent == []

@@ -41,6 +41,7 @@ const zh = {
   decline: '拒绝',
   expiresIn: (s: number) => `${s} 秒后转给其他坐席`,
   notificationTitle: (name: string) => `新会话：${name}`,
+  callConnecting: (name: string, caller: string) => `来电接入：${name}（${caller}）`,
   // conversation list
   myConversations: '我的会话',
   noConversations: '暂无会话。设为「在线接待」后，新会话会在这里出现。',
@@ -338,6 +339,7 @@ const en: Strings = {
   decline: 'Decline',
   expiresIn: (s: number) => `Goes to another agent in ${s} s`,
   notificationTitle: (name: string) => `New conversation: ${name}`,
+  callConnecting: (name: string, caller: string) => `Call coming through: ${name} (${caller})`,
   myConversations: 'My conversations',
   noConversations: 'No conversations yet. Set yourself Available and new ones appear here.',
   unread: (n: number) => `${n} unread`,

@@ -96,6 +96,15 @@ export interface ConversationDetail extends ConversationSummary {
   verification: Verification | null;
 }
 
+/** `screen_pop`: a phone call is being put through to this agent (docs/console-contract.md). */
+export interface ScreenPop {
+  conversation_id: number;
+  channel: string;
+  caller: string | null; // masked
+  conversation: ConversationSummary;
+  handoff: HandoffContext | null;
+}
+
 export interface Offer {
   conversation: ConversationSummary;
   handoff: HandoffContext | null;

@@ -17,6 +17,7 @@ import type {
   Presence,
   Resolution,
   RevealField,
+  ScreenPop,
   Staff,
   SuggestedMatch,
 } from './types';
@@ -156,6 +157,7 @@ export class Workspace {
     s.on('assigned', ({ conversation }: { conversation: ConversationSummary }) =>
       this.onAssigned(conversation),
     );
+    s.on('screen_pop', (pop: ScreenPop) => this.onScreenPop(pop));
     s.on('unassigned', ({ conversation_id, reason }: { conversation_id: number; reason: string }) =>
       this.onUnassigned(conversation_id, reason),
     );
@@ -245,6 +247,16 @@ export class Workspace {
     this.offers.value = this.offers.value.filter((o) => o.conversation.id !== summary.id);
     if (!known?.detail) void this.loadDetail(summary.id);
     if (this.activeId.value === null) this.activate(summary.id);
+  }
+
+  /** A call is ringing through to this agent: bring its conversation and customer 360 up now. */
+  private onScreenPop(pop: ScreenPop): void {
+    this.onAssigned(pop.conversation);
+    this.activate(pop.conversation_id);
+    const name = pop.conversation.customer.display_name ?? t().anonymous;
+    const text = t().callConnecting(name, pop.caller ?? '');
+    this.notify('info', text);
+    notifyDesktop(text, pop.handoff?.summary ?? '', `call-${pop.conversation_id}`);
   }
 
   private onUnassigned(conversationId: number, reason: string): void {
