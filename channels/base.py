@@ -20,6 +20,7 @@ from aiohttp import web
 
 from hub.domain import (
     AgentAssignment,
+    ConversationStatus,
     CustomerAddress,
     DeliveryResult,
     DeliveryStatus,
@@ -45,6 +46,14 @@ RecordStatus = Callable[[str, str, DeliveryStatus, str | None], Awaitable[None]]
 ScreenPop = Callable[[int, int, str], Awaitable[None]]
 # The language ("zh", "en") the hub knows the customer at this address by, if any.
 KnownLanguage = Callable[[CustomerAddress], Awaitable[str | None]]
+# (conversation id, status, assigned agent id) of the open conversation at an address, if any.
+ConversationState = tuple[int, ConversationStatus, int | None]
+CurrentConversation = Callable[[CustomerAddress], Awaitable[ConversationState | None]]
+# (conversation id, agent id, reason): the agent did not take the call; unassign that agent
+# and requeue it. False when the agent no longer holds it (taken over, closed meanwhile).
+ReturnToQueue = Callable[[int, int, str], Awaitable[bool]]
+# (address, provider's call status): the caller hung up; noted in the conversation's timeline.
+CallEnded = Callable[[CustomerAddress, str], Awaitable[None]]
 
 
 class PhoneVerifier(Protocol):
@@ -89,6 +98,11 @@ class ChannelContext:
     # and greet a caller in the language the hub already knows them by.
     screen_pop: ScreenPop | None = None
     known_language: KnownLanguage | None = None
+    # For voice: whether a caller's conversation is already with a person, putting back in
+    # its queue a call the agent did not answer, and hang-ups in the timeline.
+    current_conversation: CurrentConversation | None = None
+    return_to_queue: ReturnToQueue | None = None
+    call_ended: CallEnded | None = None
 
 
 class Channel(ABC):

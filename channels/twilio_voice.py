@@ -14,6 +14,12 @@
 * When an agent accepts, routing tells this channel (`agent_assigned`); the live call is
   redirected with Twilio's Calls API to `…/voice/connect`, which `<Dial>`s the agent
   (recorded, when recording is on) and pops the caller's context on the agent's console.
+* `…/voice/dialed` — the `<Dial>`'s action: Twilio posts how the call to the agent ended.
+  When the agent did not answer (no-answer, busy, failed, canceled) the caller is told so
+  and holds again, and routing unassigns that agent and requeues the conversation; when the
+  talk ended normally the caller hears thanks and the call ends.
+* A caller whose conversation is already with a person does not start over with the bot:
+  queued, they go straight back on hold; assigned, they are put through to that agent.
 
 The channel is live (no outbox): `send` hands a reply to the call in progress. A message
 for a caller who is not on the line fails at once, saying so, instead of being lost. Call
@@ -36,11 +42,12 @@ import aiohttp
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from channels.base import Channel, ChannelContext
+from channels.base import Channel, ChannelContext, ConversationState
 from channels.twilio_webhooks import twilio_settings, twiml, verified_form
 from hub.domain import (
     AgentAssignment,
     Author,
+    ConversationStatus,
     CustomerAddress,
     DeliveryResult,
     InboundMessage,
@@ -59,6 +66,7 @@ SILENCE_PATH = VOICE_PATH + "/silence"
 WAIT_PATH = VOICE_PATH + "/wait"
 CONNECT_PATH = VOICE_PATH + "/connect"
 STATUS_PATH = VOICE_PATH + "/status"
+DIALED_PATH = VOICE_PATH + "/dialed"
 
 HANDOFF_DIGIT = "0"
 QUEUE_NAME = "servicehub"  # a holding pen only: the hub's routing decides who answers
@@ -66,6 +74,9 @@ GATHER_TIMEOUT_SECONDS = 6  # silence after the prompt before Twilio gives up li
 HOLD_PAUSE_SECONDS = 20  # between hold messages (the wait URL's TwiML loops)
 MAX_SAY_CHARS = 3000  # Twilio refuses <Say> text beyond a few thousand characters
 ENDED_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
+# A `<Dial>`'s DialCallStatus: the agent never came on the line, or the talk took place.
+NOT_ANSWERED = frozenset({"no-answer", "busy", "failed", "canceled"})
+TALKED = frozenset({"completed", "answered"})
 MANDARIN_COUNTRY_CODES = ("+86",)  # a caller the hub does not know yet is greeted by number
 
 
@@ -99,6 +110,9 @@ VOICES = {
             "hold": "正在为您转接人工客服，请稍候。",
             "queue_failed": "抱歉，现在无法为您转接，请稍后再拨。",
             "thanks": "感谢您的来电，再见。",
+            "agent_unavailable": "抱歉，客服人员暂时无法接听。我们正在为您转接其他客服，请稍候。",
+            "still_queued": "您好，您仍在等待人工客服，请稍候。",
+            "to_your_agent": "正在为您接通负责您问题的客服人员。",
             "sources": "参考：",
         },
     ),
@@ -125,6 +139,10 @@ VOICES = {
             "hold": "We're connecting you to an agent. Please hold.",
             "queue_failed": "Sorry, we can't connect you right now. Please call again later.",
             "thanks": "Thank you for calling. Goodbye.",
+            "agent_unavailable": "Sorry, the agent couldn't take your call. "
+            "We're putting you back in line for the next agent.",
+            "still_queued": "Hello again. You're still in line for an agent. Please hold.",
+            "to_your_agent": "Putting you through to the agent handling your request.",
             "sources": "Source: ",
         },
     ),
@@ -173,8 +191,9 @@ class TwiML:
         element.text = text
         return self
 
-    def dial(self, target: str, *, record: bool) -> TwiML:
-        attributes = {"answerOnBridge": "true"}  # the caller hears ringing, not silence
+    def dial(self, target: str, *, action: str, record: bool) -> TwiML:
+        # The caller hears ringing, not silence; `action` hears how the dial ended.
+        attributes = {"answerOnBridge": "true", "action": action, "method": "POST"}
         if record:
             attributes["record"] = "record-from-answer-dual"
         dial = ElementTree.SubElement(self.root, "Dial", attributes)
@@ -260,6 +279,7 @@ class TwilioVoiceChannel(Channel):
         app.router.add_post(WAIT_PATH, self.on_wait)
         app.router.add_post(CONNECT_PATH, self.on_connect)
         app.router.add_post(STATUS_PATH, self.on_status)
+        app.router.add_post(DIALED_PATH, self.on_dialed)
         app.cleanup_ctx.append(self._resources)
 
     async def _resources(self, _: web.Application) -> AsyncIterator[None]:
@@ -286,6 +306,9 @@ class TwilioVoiceChannel(Channel):
         if self._twilio.voice_record:
             # Said before the Gather so that speaking cannot cut the legal notice short.
             answer.say(voice.texts["consent"])
+        person = await self._with_person(address)
+        if person is not None:  # calling back while queued or with an agent: no bot again
+            return self._to_person(answer, self._calls[address], person, voice.texts)
         answer.gather(self._url(GATHER_PATH, turn=1, lang=language), voice.texts["greeting"])
         answer.verb("Redirect", self._url(SILENCE_PATH, turn=1, lang=language), method="POST")
         return answer.response()
@@ -299,17 +322,27 @@ class TwilioVoiceChannel(Channel):
         if "waited" in request.query:  # our own redirect while the bot is still thinking
             return await self._answer(call, call.start_turn(number), waited=True)
         digits = form.get("Digits", "").strip()
-        if digits and digits != HANDOFF_DIGIT:
-            return self._prompt(call, number, voice.texts["keys"])
-        text = voice.texts["handoff_words"] if digits else form.get("SpeechResult", "").strip()
-        if not text:
-            return self._prompt(call, number, voice.texts["reprompt"])
-        turn = call.start_turn(number)
+        speech = form.get("SpeechResult", "").strip()
+        text = voice.texts["handoff_words"] if digits == HANDOFF_DIGIT else speech
         inbound = InboundMessage(
             address=CustomerAddress(self.name, call.address),
             text=text,
             channel_message_id=f"{call.sid}:{number}",
         )
+        # A new turn while a person already has the conversation (queued or taken from
+        # another channel meanwhile): the bot stays out, so hold or connect instead. A
+        # retried turn is left alone: it must hear what it heard the first time.
+        if call.turn is None or call.turn.number != number:
+            person = await self._with_person(call.address)
+            if person is not None:
+                if text and not (digits and digits != HANDOFF_DIGIT):
+                    await self.accept_webhook_message(inbound)  # the agent reads it
+                return self._to_person(TwiML(voice), call, person, voice.texts)
+        if digits and digits != HANDOFF_DIGIT:
+            return self._prompt(call, number, voice.texts["keys"])
+        if not text:
+            return self._prompt(call, number, voice.texts["reprompt"])
+        turn = call.start_turn(number)
         if await self.accept_webhook_message(inbound) is None:
             return self._prompt(call, number, voice.texts["no_answer"])
         return await self._answer(call, turn, waited=False)
@@ -347,11 +380,46 @@ class TwilioVoiceChannel(Channel):
         for utterance in call.take_pending():  # e.g. "Li Min is taking over"
             answer.say(utterance.text)
         target = self._twilio.voice_agent_target.replace("{agent_id}", str(agent_id))
-        answer.dial(target, record=self._twilio.voice_record)
-        answer.say(voice.texts["thanks"]).verb("Hangup")
+        # With an action Twilio asks `…/dialed` what next instead of reading on: nothing
+        # follows the Dial here, the goodbye or the way back to the queue is decided there.
+        dialed = self._url(
+            DIALED_PATH, conversation=conversation_id, agent=agent_id, lang=call.language
+        )
+        answer.dial(target, action=dialed, record=self._twilio.voice_record)
         if self.context.screen_pop is not None:
             await self.context.screen_pop(conversation_id, agent_id, self.name)
         return answer.response()
+
+    async def on_dialed(self, request: web.Request) -> web.StreamResponse:
+        """The `<Dial>` to the agent ended: goodbye after a talk, back on hold if unanswered."""
+        form = await verified_form(request, self.context.settings)
+        call = self._call(self._call_form(form), request.query)
+        conversation_id = _positive_int(request.query, "conversation")
+        agent_id = _positive_int(request.query, "agent")
+        status = form.get("DialCallStatus", "").strip()
+        voice = VOICES[call.language]
+        if status in TALKED:
+            return TwiML(voice).say(voice.texts["thanks"]).verb("Hangup").response()
+        if status not in NOT_ANSWERED:
+            raise InvalidInput(
+                f"DialCallStatus must be one of {sorted(NOT_ANSWERED | TALKED)}: "
+                "this is not a Twilio dial callback."
+            )
+        log.info("twilio voice: agent %s did not take call %s (%s)", agent_id, call.sid, status)
+        call.with_agent = False  # on hold again: the hub's messages can be read out
+        answer = TwiML(voice).say(voice.texts["agent_unavailable"])
+        if self.context.return_to_queue is not None:
+            reason = "voice_" + status.replace("-", "_")
+            if await self.context.return_to_queue(conversation_id, agent_id, reason):
+                return self._hold(answer, call)
+        # Not requeued (a retried callback, a take-over, a close meanwhile): follow the
+        # conversation as it is now rather than the agent the call rang.
+        person = await self._with_person(call.address)
+        if person is not None and person[2] != agent_id:
+            return self._to_person(answer, call, person, {})
+        if person is not None or self.context.return_to_queue is None:
+            return self._hold(answer, call)
+        return answer.say(voice.texts["thanks"]).verb("Hangup").response()
 
     async def on_status(self, request: web.Request) -> web.StreamResponse:
         """The call's status callback: a caller who hung up has left the queue."""
@@ -369,6 +437,8 @@ class TwilioVoiceChannel(Channel):
                 call.turn.done.set()  # a webhook still waiting for the bot can finish
         if self.context.customer_connected is not None:
             await self.context.customer_connected(CustomerAddress(self.name, address), False)
+        if self.context.call_ended is not None:
+            await self.context.call_ended(CustomerAddress(self.name, address), status)
         return twiml()
 
     # -- a turn's answer -----------------------------------------------------------------------
@@ -387,7 +457,10 @@ class TwilioVoiceChannel(Channel):
             if turn.spoken is None:  # a retried webhook waiting alongside may have taken it
                 turn.spoken = call.take_pending()
         if any(u.handoff for u in turn.spoken):
-            return self._enqueue(call, turn.spoken)
+            answer = TwiML(voice)
+            for utterance in turn.spoken:
+                answer.say(utterance.text)
+            return self._hold(answer, call)
         texts = [u.text for u in turn.spoken] or [voice.texts["no_answer"]]
         return self._prompt(call, turn.number + 1, *texts, voice.texts["anything_else"])
 
@@ -398,15 +471,44 @@ class TwilioVoiceChannel(Channel):
         silence = self._url(SILENCE_PATH, turn=number, lang=call.language, tries=tries)
         return answer.verb("Redirect", silence, method="POST").response()
 
-    def _enqueue(self, call: _Call, spoken: list[_Utterance]) -> web.Response:
+    def _hold(self, answer: TwiML, call: _Call) -> web.Response:
+        """Finish `answer` by putting the caller on hold until routing finds an agent."""
         voice = VOICES[call.language]
-        answer = TwiML(voice)
-        for utterance in spoken:
-            answer.say(utterance.text)
         wait_url = self._url(WAIT_PATH, lang=call.language)
         answer.verb("Enqueue", QUEUE_NAME, waitUrl=wait_url, waitUrlMethod="POST")
         # Reached only if Twilio could not queue the call (a redirect leaves the queue).
         return answer.say(voice.texts["queue_failed"]).verb("Hangup").response()
+
+    async def _with_person(self, address: str) -> ConversationState | None:
+        """The caller's open conversation when it is queued for or assigned to a person."""
+        if self.context.current_conversation is None:
+            return None
+        state = await self.context.current_conversation(CustomerAddress(self.name, address))
+        if state is None or state[1] not in (
+            ConversationStatus.QUEUED,
+            ConversationStatus.ASSIGNED,
+        ):
+            return None
+        return state
+
+    def _to_person(
+        self, answer: TwiML, call: _Call, person: ConversationState, texts: Mapping[str, str]
+    ) -> web.Response:
+        """Hold a queued caller; put an assigned one through to their agent (`…/connect`).
+
+        `texts` are the call's phrases, or empty when `answer` already said why.
+        """
+        conversation_id, status, agent_id = person
+        if status == ConversationStatus.ASSIGNED and agent_id is not None:
+            if "to_your_agent" in texts:
+                answer.say(texts["to_your_agent"])
+            url = self._url(
+                CONNECT_PATH, conversation=conversation_id, agent=agent_id, lang=call.language
+            )
+            return answer.verb("Redirect", url, method="POST").response()
+        if "still_queued" in texts:
+            answer.say(texts["still_queued"])
+        return self._hold(answer, call)
 
     # -- outbound ------------------------------------------------------------------------------
 

@@ -56,7 +56,7 @@ from routing.engine import RoutingEngine
 from routing.events import FanOutSink, MessageStatusChanged
 from routing.http import MetricsRoutes
 from routing.identity import known_language
-from routing.live_channels import AssignmentsToChannels
+from routing.live_channels import AssignmentsToChannels, LiveCallRouting
 from routing.otp import LoggingSmsSender, PhoneVerification
 from routing.outbox import Outbox
 from routing.router import Router
@@ -151,6 +151,7 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
     )
     # An accepted phone call is put through to the agent: the voice channel hears of it too.
     engine.sink = FanOutSink(console.push, AssignmentsToChannels(database, channels.agent_assigned))
+    live_calls = LiveCallRouting(engine)
     channels.start(
         ChannelContext(
             accept=router.accept,
@@ -164,6 +165,9 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
             app_devices=DeviceDirectory(database),
             screen_pop=console.push.screen_pop,
             known_language=_language_reader(database),
+            current_conversation=live_calls.current_state,
+            return_to_queue=live_calls.return_to_queue,
+            call_ended=live_calls.call_ended,
         )
     )
     hub = Hub(

@@ -31,8 +31,10 @@ from routing.events import Assigned, OfferMade, OfferWithdrawn, RoutingEvent, Un
 AVAILABLE = "available"
 # Roles that may be offered conversations (supervisors only when they have skills).
 HANDLING_ROLES = tuple(r.value for r in Role if has_permission(r, Permission.HANDLE_CONVERSATIONS))
+# An accepted phone call rang at the agent's phone and nobody answered (channels/twilio_voice.py).
+CALL_UNANSWERED = "call_unanswered"
 # Steps after which the agent is not offered the same conversation again for a while.
-REFUSALS = ("declined", "offer_expired", "offer_withdrawn", "transferred")
+REFUSALS = ("declined", "offer_expired", "offer_withdrawn", "transferred", CALL_UNANSWERED)
 WAIT_POINTS_EVERY = 10.0  # seconds waited per priority point (contract: +1 per 10 s)
 # Offers made per transaction: few round trips per offer, row locks held only briefly.
 OFFER_BATCH = 25

@@ -384,3 +384,15 @@ def call_ended(caller: str, call_sid: str, status: str = "completed") -> dict[st
         CallbackSource="call-progress-events",
         SequenceNumber="0",
     )
+
+
+def dial_ended(caller: str, call_sid: str, status: str) -> dict[str, str]:
+    """What Twilio posts to a `<Dial action=…>` when the dialled leg ends (or never answers)."""
+    return call_form(
+        caller,
+        call_sid,
+        DialCallStatus=status,
+        DialCallSid=new_call_sid(),
+        DialCallDuration="0" if status != "completed" else "95",
+        DialBridged="false" if status != "completed" else "true",
+    )

@@ -18,13 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bots.base import Bot, BotReply
 from hub.domain import Author, ConversationStatus, CustomerContext, DeliveryStatus, Direction
 from hub.errors import ConfigurationError
 from hub.settings import OutboxSettings, load_settings
-from hub.storage.models import Message
+from hub.storage.models import Conversation, Message
 from knowledge.embedding import Embedder
 from tests.channels.console_status import status_shown
 from tests.channels.fakes_twilio import (
@@ -35,6 +35,7 @@ from tests.channels.fakes_twilio import (
     FakeTwilio,
     call_ended,
     call_form,
+    dial_ended,
     digits_pressed,
     inbound_sms,
     new_call_sid,
@@ -45,7 +46,8 @@ from tests.channels.fakes_twilio import (
 from tests.channels.hubs import twilio_hub
 from tests.channels.queries import customer_of, message_count, messages
 from tests.conftest import RunningHub
-from tests.console.routing_helpers import console, conversation, later
+from tests.console.console_client import ConsoleClient
+from tests.console.routing_helpers import console, conversation, later, timeline
 
 VOICE = "/channels/twilio/voice"
 CHEN = "+8613800001002"  # demo customer C1002 (陈美玲, Chinese), known on voice
@@ -398,6 +400,8 @@ async def test_a_caller_who_hangs_up_in_the_queue_abandons_it(
         assert abandoned.status == ConversationStatus.CLOSED
         assert abandoned.resolution == "abandoned"
         assert twilio.redirects == []
+        kinds = await timeline(hub, inbound.conversation_id)
+        assert "call_ended" in kinds and kinds.index("call_ended") < kinds.index("abandoned")
 
 
 async def test_silence_is_asked_about_once_then_the_call_ends(
@@ -413,6 +417,198 @@ async def test_silence_is_asked_about_once_then_the_call_ends(
         assert "Goodbye" in spoken(goodbye)
         assert goodbye.find("Hangup") is not None and goodbye.find("Gather") is None
         assert await message_count(hub) == before
+
+
+# -- the agent's phone, and callers who come back -------------------------------------------
+
+
+async def put_through(
+    hub: RunningHub, twilio: FakeTwilio, agent: ConsoleClient, call: Call
+) -> tuple[int, int, ElementTree.Element]:
+    """Queue `call` with key 0, let `agent` accept: (conversation id, agent id, the Dial)."""
+    held = await call.press(await call.dial_in(), "0")
+    assert held.find("Enqueue") is not None
+    [inbound, *_] = await voice_messages(hub, call.sid)
+    await agent.offer_for(inbound.conversation_id)
+    await agent.ok("accept", {"conversation_id": inbound.conversation_id})
+    redirect = await twilio.next_redirect(lambda r: r.call_sid == call.sid)
+    connect = await call.post(redirect.url, call_form(call.caller, call.sid))
+    dial = connect.find("Dial")
+    assert dial is not None
+    return inbound.conversation_id, int(agent.of("hello")[0]["staff"]["id"]), dial
+
+
+@pytest.mark.parametrize("dial_status", ["no-answer", "busy", "failed", "canceled"])
+async def test_an_agent_who_does_not_answer_puts_the_caller_back_on_hold_and_in_the_queue(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder], dial_status: str
+) -> None:
+    async with voice_hub(demo_template, tmp_path, embedders) as (hub, twilio):
+        wang = await console(hub, "agent.wang")  # cards
+        try:
+            call = Call(hub, CHEN)
+            conversation_id, agent_id, dial = await put_through(hub, twilio, wang, call)
+            action = dial.attrib["action"]
+            assert action.startswith(PUBLIC_URL + VOICE + "/dialed?")
+            assert dial.attrib["method"] == "POST"
+            assert query_of(action)["conversation"] == str(conversation_id)
+            assert query_of(action)["agent"] == str(agent_id)
+            skill = (await conversation(hub, conversation_id)).skill
+            seen = len(wang.received)
+
+            again = await call.post(action, dial_ended(CHEN, call.sid, dial_status))
+
+            assert "无法接听" in spoken(again)
+            enqueue = again.find("Enqueue")
+            assert enqueue is not None and again.find("Dial") is None
+            requeued = await conversation(hub, conversation_id)
+            assert requeued.status == ConversationStatus.QUEUED
+            assert requeued.assigned_agent_id is None and requeued.skill == skill  # its own queue
+            gone = await wang.next(
+                "unassigned", lambda u: u["conversation_id"] == conversation_id, after=seen
+            )
+            assert gone["reason"] == "voice_" + dial_status.replace("-", "_")
+            assert (await timeline(hub, conversation_id)).count("requeued") == 1
+
+            # Twilio retries the callback: the caller holds again, nothing is unassigned twice.
+            retried = await call.post(action, dial_ended(CHEN, call.sid, dial_status))
+            assert retried.find("Enqueue") is not None
+            assert (await timeline(hub, conversation_id)).count("requeued") == 1
+
+            assert (await timeline(hub, conversation_id)).count("call_unanswered") == 1
+
+            # While holding, what the hub says is read out again. The agent who let it ring
+            # is not rung again at once: the next cards agent to come on gets the offer, and
+            # accepting puts the call through to them.
+            hold = await call.post(enqueue.attrib["waitUrl"], call_form(CHEN, call.sid))
+            assert hold.find("Pause") is not None
+            zhou = await console(hub, "agent.zhou")  # cards
+            try:
+                await zhou.offer_for(conversation_id)
+                first = twilio.redirects[0]
+                await zhou.ok("accept", {"conversation_id": conversation_id})
+                second = await twilio.next_redirect(
+                    lambda r: r.call_sid == call.sid and r is not first
+                )
+                assert query_of(second.url)["conversation"] == str(conversation_id)
+                assert query_of(second.url)["agent"] != str(agent_id)
+                assert "offer" not in [e for e, _ in wang.received[seen:]]
+            finally:
+                await zhou.close()
+        finally:
+            await wang.close()
+
+
+async def test_a_talk_with_the_agent_that_ends_normally_ends_the_call_with_thanks(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder]
+) -> None:
+    async with voice_hub(demo_template, tmp_path, embedders) as (hub, twilio):
+        wang = await console(hub, "agent.wang")
+        try:
+            call = Call(hub, CHEN)
+            conversation_id, agent_id, dial = await put_through(hub, twilio, wang, call)
+            action = dial.attrib["action"]
+
+            bye = await call.post(action, dial_ended(CHEN, call.sid, "completed"))
+
+            assert "感谢" in spoken(bye) and bye.find("Hangup") is not None
+            assert bye.find("Enqueue") is None
+            kept = await conversation(hub, conversation_id)
+            assert kept.status == ConversationStatus.ASSIGNED
+            assert kept.assigned_agent_id == agent_id
+            assert "requeued" not in await timeline(hub, conversation_id)
+
+            path = action.removeprefix(PUBLIC_URL)
+            not_a_dial = dial_ended(CHEN, call.sid, "ringing")
+            assert (await call.post_raw(action, not_a_dial))[0] == 400
+            forged = dial_ended(CHEN, call.sid, "no-answer")
+            other = PUBLIC_URL + path.replace(f"agent={agent_id}", f"agent={agent_id + 1}")
+            status, _ = await post_webhook(hub.base_url, path, forged, signed_url=other)
+            assert status == 403
+            assert (await conversation(hub, conversation_id)).status == "assigned"
+        finally:
+            await wang.close()
+
+
+async def test_a_caller_still_in_the_queue_goes_straight_back_on_hold(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder]
+) -> None:
+    async with voice_hub(demo_template, tmp_path, embedders) as (hub, _):
+        first = Call(hub, CHEN)
+        assert (await first.press(await first.dial_in(), "0")).find("Enqueue") is not None
+        [inbound, *_] = await voice_messages(hub, first.sid)
+        status, _ = await first.post_raw(
+            PUBLIC_URL + VOICE + "/status", call_ended(CHEN, first.sid)
+        )
+        assert status == 200
+        before = await message_count(hub)
+
+        back = await Call(hub, CHEN).dial_in()
+
+        assert back[0].tag == "Say" and "录音" in (back[0].text or "")  # consent first
+        assert "仍在等待" in spoken(back)
+        assert back.find("Gather") is None and back.find("Enqueue") is not None
+        assert await message_count(hub) == before  # no bot turn
+        assert (await conversation(hub, inbound.conversation_id)).status == "queued"
+
+
+async def test_a_turn_while_the_conversation_is_queued_holds_instead_of_asking_the_bot(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder]
+) -> None:
+    async with voice_hub(demo_template, tmp_path, embedders) as (hub, _):
+        call = Call(hub, CHEN)
+        answered = await call.say(await call.dial_in(), LOST_CARD, "cmn-Hans-CN")
+        [inbound] = await voice_messages(hub, call.sid)
+        replies = len(await replies_in(hub, inbound.conversation_id))
+        # Meanwhile the conversation went to a queue (from the console, say).
+        async with hub.hub.database.write() as session:
+            await session.execute(
+                update(Conversation)
+                .where(Conversation.id == inbound.conversation_id)
+                .values(status=ConversationStatus.QUEUED, skill="cards")
+            )
+
+        held = await call.say(answered, "还有一个问题", "cmn-Hans-CN")
+
+        assert held.find("Enqueue") is not None and held.find("Gather") is None
+        assert "仍在等待" in spoken(held) and "没能为您查到" not in spoken(held)
+        asked = [m.text for m in await voice_messages(hub, call.sid)]
+        assert asked == [LOST_CARD, "还有一个问题"]  # the agent reads what was said
+        assert len(await replies_in(hub, inbound.conversation_id)) == replies
+
+
+async def test_a_caller_whose_agent_has_the_conversation_is_put_through_to_that_agent(
+    demo_template: Path, tmp_path: Path, embedders: list[Embedder]
+) -> None:
+    async with voice_hub(demo_template, tmp_path, embedders) as (hub, twilio):
+        wang = await console(hub, "agent.wang")
+        try:
+            first = Call(hub, CHEN)
+            conversation_id, agent_id, _ = await put_through(hub, twilio, wang, first)
+            status, _ = await first.post_raw(
+                PUBLIC_URL + VOICE + "/status", call_ended(CHEN, first.sid)
+            )
+            assert status == 200
+            assert "call_ended" in await timeline(hub, conversation_id)
+            seen = len(wang.received)
+
+            second = Call(hub, CHEN)
+            back = await second.dial_in()
+
+            assert back.find("Gather") is None and back.find("Enqueue") is None
+            redirect = back.find("Redirect")
+            assert redirect is not None and redirect.text
+            assert redirect.text.startswith(PUBLIC_URL + VOICE + "/connect?")
+            assert query_of(redirect.text)["agent"] == str(agent_id)
+            assert query_of(redirect.text)["conversation"] == str(conversation_id)
+            connect = await second.post(redirect.text, call_form(CHEN, second.sid))
+            client = connect.find("Dial/Client")
+            assert client is not None and client.text == f"agent-{agent_id}"
+            pop = await wang.next(
+                "screen_pop", lambda p: p["conversation_id"] == conversation_id, after=seen
+            )
+            assert pop["channel"] == "voice"
+        finally:
+            await wang.close()
 
 
 # -- refused -------------------------------------------------------------------------------
