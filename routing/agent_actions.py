@@ -23,7 +23,6 @@ from hub.domain import (
     CustomerAddress,
     DeliveryStatus,
     Direction,
-    OutboundMessage,
     Skill,
 )
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound, PayloadTooLarge
@@ -41,6 +40,7 @@ from routing.events import (
     RoutingEvent,
     Unassigned,
 )
+from routing.transcripts import to_outbound
 
 Authorise = Callable[[AsyncSession, int], Awaitable[Conversation]]
 READ_EVENT = "read"  # the viewer's read marker; agent_console.views counts unread from it
@@ -89,7 +89,7 @@ async def accept_offer(
         joined = _message(conversation, Author.SYSTEM, text, now, agent_id=None)
         session.add(joined)
         await session.flush()
-        outbound = _outbound(joined, await _address(session, conversation))
+        outbound = to_outbound(joined, await _address(session, conversation))
     await engine.publish([*events, MessageAdded(conversation_id, joined.id)])
     await engine.deliver([outbound])
     return conversation
@@ -138,7 +138,7 @@ async def send_reply(
                 conversation.first_response_at = now
             conversation.last_message_at = now
             await session.flush()
-            outbound = _outbound(message, await _address(session, conversation))
+            outbound = to_outbound(message, await _address(session, conversation))
         await engine.publish([MessageAdded(conversation_id, message.id)])
         delivered = await engine.deliver([outbound])
     return delivered.get(message.id, message)
@@ -426,15 +426,3 @@ async def _address(session: AsyncSession, conversation: Conversation) -> Custome
     if identity is None:
         raise NotFound("The conversation has no customer address.")
     return CustomerAddress(identity.channel, identity.address)
-
-
-def _outbound(message: Message, address: CustomerAddress) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        address=address,
-        author=Author(message.author),
-        text=message.text,
-        created_at=message.created_at,
-        internal=message.internal,
-    )

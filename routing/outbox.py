@@ -37,19 +37,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.clock import utcnow
 from hub.domain import (
-    Author,
     CustomerAddress,
     DeliveryResult,
     DeliveryStatus,
     Direction,
     OutboundMessage,
-    Source,
 )
 from hub.outbound import ChannelGateway
 from hub.settings import OutboxSettings
 from hub.storage.database import Database
 from hub.storage.models import Conversation, Identity, Message, OutboxEntry
 from routing.events import MessageStatusChanged, RoutingEvent
+from routing.transcripts import to_outbound
 
 log = logging.getLogger(__name__)
 
@@ -342,23 +341,6 @@ def _heads() -> Any:
 
 def _unclaimed(now: datetime) -> Any:
     return or_(OutboxEntry.locked_until.is_(None), OutboxEntry.locked_until <= now)
-
-
-def to_outbound(message: Message, address: CustomerAddress) -> OutboundMessage:
-    """The committed message as a channel sends it."""
-    position = (message.meta or {}).get("queue_position")
-    return OutboundMessage(
-        message_id=message.id,
-        conversation_id=message.conversation_id,
-        address=address,
-        author=Author(message.author),
-        text=message.text,
-        sources=tuple(Source(id=s["id"], title=s["title"]) for s in message.sources or []),
-        handoff=message.handoff,
-        queue_position=int(position) if position is not None else None,
-        created_at=message.created_at,
-        internal=message.internal,
-    )
 
 
 async def delivery_counts(

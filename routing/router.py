@@ -43,6 +43,7 @@ from hub.storage.models import Conversation, ConversationEvent, Customer, Identi
 from hub.tasks import BackgroundTasks
 from routing import conversations, identity, queues
 from routing.locks import KeyedLocks
+from routing.transcripts import to_outbound
 
 log = logging.getLogger(__name__)
 
@@ -374,7 +375,7 @@ class Router:
             conversation.last_message_at = now
             await session.flush()
             address = CustomerAddress(ident.channel, ident.address)
-            return [self._to_outbound(m, address) for m in stored]
+            return [to_outbound(m, address) for m in stored]
 
     @staticmethod
     def _outbound(
@@ -396,22 +397,6 @@ class Router:
             meta={k: v for k, v in meta.items() if v is not None},
             delivery_status=DeliveryStatus.PENDING,
             created_at=now,
-        )
-
-    @staticmethod
-    def _to_outbound(message: Message, address: CustomerAddress) -> OutboundMessage:
-        position = (message.meta or {}).get("queue_position")
-        return OutboundMessage(
-            message_id=message.id,
-            conversation_id=message.conversation_id,
-            address=address,
-            author=Author(message.author),
-            text=message.text,
-            sources=tuple(Source(id=s["id"], title=s["title"]) for s in message.sources or []),
-            handoff=message.handoff,
-            queue_position=int(position) if position is not None else None,
-            created_at=message.created_at,
-            internal=message.internal,
         )
 
     async def _deliver(self, outbound: Sequence[OutboundMessage]) -> None:

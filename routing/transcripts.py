@@ -1,15 +1,32 @@
-"""Reading conversations back: what a customer sees when their chat reloads."""
+"""Stored messages as customers get them: read back on reload, or handed to a channel."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.domain import CustomerAddress, MessageView, Source
+from hub.domain import Author, CustomerAddress, MessageView, OutboundMessage, Source
 from hub.storage.models import Identity, Message
 from routing.conversations import latest_conversation
 
 HISTORY_LIMIT = 500
+
+
+def to_outbound(message: Message, address: CustomerAddress) -> OutboundMessage:
+    """The committed message as a channel sends it (router, agents' replies, the outbox)."""
+    position = (message.meta or {}).get("queue_position")
+    return OutboundMessage(
+        message_id=message.id,
+        conversation_id=message.conversation_id,
+        address=address,
+        author=Author(message.author),
+        text=message.text,
+        sources=tuple(Source(id=s["id"], title=s["title"]) for s in message.sources or []),
+        handoff=message.handoff,
+        queue_position=int(position) if position is not None else None,
+        created_at=message.created_at,
+        internal=message.internal,
+    )
 
 
 def view_of(message: Message) -> MessageView:

@@ -34,7 +34,7 @@ from hub.settings import load_settings
 from hub.status_bus import status_channel
 from hub.storage.models import OutboxEntry
 from knowledge.embedding import Embedder
-from routing.outbox import to_outbound
+from routing.transcripts import to_outbound
 from tests.channels.console_status import retried_then_failed, status_shown
 from tests.channels.fakes_twilio import ACCOUNT_SID, AUTH_TOKEN, PUBLIC_URL, SMS_NUMBER, FakeTwilio
 from tests.channels.hubs import TEST_OUTBOX, twilio_hub
