@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.clock import utcnow
-from hub.domain import ConversationStatus
+from hub.domain import ConversationStatus, CustomerAddress
 from hub.storage.models import Conversation, Customer, Identity
 
 # A bot conversation nobody has touched for this long is over: the next message is a new
@@ -58,6 +58,24 @@ async def current_conversation(session: AsyncSession, identity_id: int) -> Conve
         select(Conversation)
         .where(
             Conversation.identity_id == identity_id,
+            Conversation.status != ConversationStatus.CLOSED,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    return result
+
+
+async def current_conversation_at(
+    session: AsyncSession, address: CustomerAddress
+) -> Conversation | None:
+    """The open conversation of the contact at exactly this (channel, address), if any."""
+    result: Conversation | None = await session.scalar(
+        select(Conversation)
+        .join(Identity, Identity.id == Conversation.identity_id)
+        .where(
+            Identity.channel == address.channel,
+            Identity.address == address.address,
             Conversation.status != ConversationStatus.CLOSED,
         )
         .order_by(Conversation.id.desc())

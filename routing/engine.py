@@ -16,17 +16,14 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from hub.clock import utcnow
 from hub.domain import ConversationStatus, CustomerAddress, DeliveryStatus, OutboundMessage
 from hub.outbound import ChannelGateway
 from hub.settings import RoutingTimings
 from hub.storage.database import Database
-from hub.storage.models import Identity, Message
+from hub.storage.models import Message
 from routing.assignment import PassReport, expire_offers, route_waiting
-from routing.conversations import current_conversation
+from routing.conversations import current_conversation_at
 from routing.events import (
     CustomerTyping,
     EventSink,
@@ -143,12 +140,7 @@ class RoutingEngine:
     async def customer_typing(self, address: CustomerAddress, typing: bool) -> None:
         """Tell the agent holding the customer's conversation that the customer is typing."""
         async with self.database.read() as session:
-            identity_id = await _identity_id(session, address)
-            current = (
-                await current_conversation(session, identity_id)
-                if identity_id is not None
-                else None
-            )
+            current = await current_conversation_at(session, address)
         if current is None or current.status not in (
             ConversationStatus.QUEUED,
             ConversationStatus.ASSIGNED,
@@ -198,12 +190,3 @@ class RoutingEngine:
             ]
         )
         return stored
-
-
-async def _identity_id(session: AsyncSession, address: CustomerAddress) -> int | None:
-    result: int | None = await session.scalar(
-        select(Identity.id).where(
-            Identity.channel == address.channel, Identity.address == address.address
-        )
-    )
-    return result

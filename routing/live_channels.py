@@ -23,7 +23,7 @@ from hub.domain import AgentAssignment, ConversationStatus, CustomerAddress, Dir
 from hub.storage.database import Database
 from hub.storage.models import Conversation, Identity, Message
 from routing.assignment import CALL_UNANSWERED, lock_conversation, record, requeue
-from routing.conversations import current_conversation
+from routing.conversations import current_conversation_at
 from routing.engine import RoutingEngine
 from routing.events import Assigned, QueueChanged, RoutingEvent
 
@@ -90,12 +90,7 @@ class LiveCallRouting:
     ) -> tuple[int, ConversationStatus, int | None] | None:
         """(conversation id, status, assigned agent) of the address's open conversation."""
         async with self.engine.database.read() as session:
-            identity_id = await _identity_id(session, address)
-            current = (
-                await current_conversation(session, identity_id)
-                if identity_id is not None
-                else None
-            )
+            current = await current_conversation_at(session, address)
             if current is None:
                 return None
             return current.id, ConversationStatus(current.status), current.assigned_agent_id
@@ -127,10 +122,7 @@ class LiveCallRouting:
     async def call_ended(self, address: CustomerAddress, call_status: str) -> None:
         """Note the hang-up in the open conversation's timeline (none open: nothing to note)."""
         async with self.engine.database.write() as session:
-            identity_id = await _identity_id(session, address)
-            if identity_id is None:
-                return
-            current = await current_conversation(session, identity_id)
+            current = await current_conversation_at(session, address)
             if current is None:
                 return
             record(
@@ -141,12 +133,3 @@ class LiveCallRouting:
                 current.assigned_agent_id,
                 call_status=call_status,
             )
-
-
-async def _identity_id(session: AsyncSession, address: CustomerAddress) -> int | None:
-    result: int | None = await session.scalar(
-        select(Identity.id).where(
-            Identity.channel == address.channel, Identity.address == address.address
-        )
-    )
-    return result
