@@ -19,7 +19,15 @@ from knowledge.embedding import Embedder, embed_queries_shared
 from knowledge.gate import GateConfig, judge
 from knowledge.index import MAX_VIEWS, SLOT_SHIFT, IndexStore, StoredArticle, VectorIndex
 from knowledge.keyword import KeywordIndex
-from knowledge.text import Analysis, Analyzer, article_views, normalize
+from knowledge.romanized import RomanizedVocabulary
+from knowledge.text import (
+    BIGRAM_PREFIX,
+    CONCEPT_PREFIX,
+    Analysis,
+    Analyzer,
+    article_views,
+    normalize,
+)
 from knowledge.types import ArticleDoc, SearchHit, SearchResult
 
 # Fusion weights (docs/knowledge-search.md has the measurements): the first dense model leads;
@@ -173,6 +181,7 @@ class SearchEngine:
         self._translation_table: _TranslationTable | None = None
         self._vectors = [VectorIndex(e.dim) for e in self.embedders]
         self._keywords = KeywordIndex()
+        self._romanized = RomanizedVocabulary(self.analyzer.latin_words())
         self._next_slot = 0
         self._loaded = False
         self._started_empty = False  # the persisted index was missing or unusable
@@ -249,11 +258,17 @@ class SearchEngine:
         if not self._loaded:
             with self._writer:
                 self._ensure_loaded()
-        analysis = self.analyzer.analyze_query(query)
+        analysis = self.analyze_query(query)
         text = dense_query_text(query, analysis)
         vectors = [embed_queries_shared(e, [text])[0] for e in self.embedders]
         with self._lock.reading():
             return self._search_locked(query, analysis, vectors, k, moment)
+
+    def analyze_query(self, query: str) -> Analysis:
+        """The query as this engine reads it: normalised, abbreviations expanded, pinyin read
+        against the KB's current words (`knowledge.romanized`), typos repaired."""
+        with self._lock.reading():
+            return self.analyzer.analyze_query(query, self._romanized.convert)
 
     def _search_locked(
         self, query: str, analysis: Analysis, vectors: list[np.ndarray], k: int, now: datetime
@@ -456,6 +471,7 @@ class SearchEngine:
         for index, vectors in zip(self._vectors, item.vectors, strict=True):
             index.add(slot, vectors)
         self._keywords.set(slot, item.analysis.terms, rebuild_when_due=not bulk)
+        self._romanized.set(slot, self._vocabulary(item.analysis.terms))
         terms = frozenset(t for t in item.analysis.terms if not t.startswith("~"))
         self._set_entry(
             _Entry(item.doc, slot, item.doc.content_hash(), item.analysis.concepts, terms)
@@ -479,6 +495,19 @@ class SearchEngine:
         self._translation_table = None
         self._drop_vectors(entry.slot)
         self._keywords.remove(entry.slot)
+        self._romanized.remove(entry.slot)
+
+    def _vocabulary(self, terms: Iterable[str]) -> list[str]:
+        """An article's words for reading pinyin: its keyword words and every name of its
+        concepts (an article's 修改 is analysed as the concept 变更, yet xiugai must find it)."""
+        names = self.analyzer.lexicon.names_of
+        words: list[str] = []
+        for term in terms:
+            if term.startswith(CONCEPT_PREFIX):
+                words.extend(names.get(term.removeprefix(CONCEPT_PREFIX), ()))
+            elif not term.startswith(BIGRAM_PREFIX):
+                words.append(term)
+        return words
 
     def _drop_vectors(self, slot: int) -> None:
         for index in self._vectors:
@@ -503,6 +532,7 @@ class SearchEngine:
         self._next_slot = state.next_slot
         for stored in state.articles:
             terms = frozenset(stored.terms)
+            self._romanized.set(stored.slot, self._vocabulary(terms))
             self._set_entry(
                 _Entry(stored.doc, stored.slot, stored.digest, frozenset(stored.concepts), terms)
             )

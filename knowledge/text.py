@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
@@ -17,6 +17,7 @@ from pypinyin import Style, lazy_pinyin, pinyin
 from knowledge.aspects import AspectLexicon, aspect_lexicon
 
 Lang = Literal["zh", "en"]
+Transliterate = Callable[[str], str]
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -25,8 +26,8 @@ _LATIN_TOKEN = re.compile(r"(?<![0-9a-z])[a-z]+(?![0-9a-z])")
 _CJK_OR_LATIN = re.compile(r"[a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[0-9a-z\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _SPACES = re.compile(r"\s+")
-_CONCEPT_PREFIX = "@"
-_BIGRAM_PREFIX = "~"
+CONCEPT_PREFIX = "@"  # keyword term of a lexicon concept: "@" + its canonical name
+BIGRAM_PREFIX = "~"  # keyword term of a Chinese character bigram
 
 
 def _data_lines(name: str) -> list[list[str]]:
@@ -112,6 +113,11 @@ class Lexicon:
                 index = self.term_concept[_basic_normalize(parent)]
                 self.narrower[index] = self.narrower.get(index, frozenset()) | {child}
         self.shorthand_of = self._shorthands()
+        names: dict[str, list[str]] = {}
+        for term, index in self.term_concept.items():
+            names.setdefault(self.concepts[index].canonical, []).append(term)
+        # Every name of a concept, by its canonical name (what keyword terms carry).
+        self.names_of = {canonical: tuple(terms) for canonical, terms in names.items()}
         self.abbreviations = {
             _basic_normalize(k): _basic_normalize(v) for k, v in abbreviations.items()
         }
@@ -335,14 +341,28 @@ class Analyzer:
         """Segment normalised text into words (jieba with the finance user dictionary)."""
         return [w for w in self._jieba.lcut(text, HMM=False) if _WORD.search(w)]
 
-    def prepare_query(self, text: str) -> str:
-        """Normalise a customer's query, expand abbreviations and repair homophone typos."""
+    def latin_words(self) -> frozenset[str]:
+        """Latin-script words this analyser knows as English (never read as pinyin)."""
+        words = {w for w in self._stop if w.isascii()}
+        for term in self.lexicon.term_concept:
+            if term.isascii():
+                words.update(_LATIN_TOKEN.findall(term))
+        return frozenset(words)
+
+    def prepare_query(self, text: str, transliterate: Transliterate | None = None) -> str:
+        """Normalise a customer's query, expand abbreviations, read pinyin, repair typos.
+
+        `transliterate` reads the pinyin the lexicon's abbreviations leave (the search engine
+        passes one that knows the KB's own words).
+        """
         text = self.lexicon.expand_abbreviations(normalize(text))
+        if transliterate is not None:
+            text = transliterate(text)
         return self.lexicon.repair_homophones(self._jieba.lcut(text, HMM=False))
 
-    def analyze_query(self, text: str) -> Analysis:
+    def analyze_query(self, text: str, transliterate: Transliterate | None = None) -> Analysis:
         """Analyse a customer's query, including the aspects it asks about."""
-        prepared = self.prepare_query(text)
+        prepared = self.prepare_query(text, transliterate)
         asked = self.aspects.asked(prepared, self._jieba.lcut(prepared, HMM=False))
         return replace(self._analyze(prepared), aspects=asked)
 
@@ -364,7 +384,7 @@ class Analyzer:
             elif word not in self._stop:
                 terms.append(_stem(word))
         lex = self.lexicon
-        terms.extend(_CONCEPT_PREFIX + lex.concepts[i].canonical for i in sorted(concepts))
+        terms.extend(CONCEPT_PREFIX + lex.concepts[i].canonical for i in sorted(concepts))
         if self.bigrams:
             terms.extend(_cjk_bigrams(text))
         entities = frozenset(i for i in concepts if lex.concepts[i].is_entity)
@@ -404,7 +424,7 @@ def _cjk_bigrams(text: str) -> list[str]:
     # 到账时间 / 到账 do) and across words jieba has never seen.
     grams: list[str] = []
     for run in _CJK_RUN.findall(text):
-        grams.extend(_BIGRAM_PREFIX + run[i : i + 2] for i in range(len(run) - 1))
+        grams.extend(BIGRAM_PREFIX + run[i : i + 2] for i in range(len(run) - 1))
     return grams
 
 

@@ -1,0 +1,190 @@
+"""Read pinyin in a query as the Chinese words of the knowledge base it spells.
+
+Customers type pinyin when their input method is slow or they are on a foreign keyboard:
+full syllables (``kuajing licaitong menkan``, ``zhangdanri xiugai``) or initials (``ckzm``,
+``ggt``), alone or between Chinese words. The finance lexicon's fixed abbreviation list covers a
+few of these; every other spelling can only be resolved against the words a KB actually uses.
+So the vocabulary here is built from the indexed articles' own words and kept in step with
+every upsert and removal: ``kuajing`` becomes 跨境 because an article says 跨境, and a KB that
+never mentions 跨境 never gets it.
+
+A Latin token is read as pinyin only when it is not an English word the KB or the stopword list
+knows, and the whole token splits into vocabulary spellings. When several words share a spelling
+(homophones), the one more articles use wins: in a bank's KB, ``dai`` is 贷.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from pypinyin import Style, pinyin
+
+_CJK_WORD = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{1,8}$")
+_LATIN_TOKEN = re.compile(r"(?<![0-9a-z])[a-z]+(?![0-9a-z])")
+_VOWEL = re.compile(r"[aeiouv]")
+_MAX_TOKEN = 24  # longer Latin strings are not pinyin a customer typed
+_MAX_READINGS = 8  # heteronym combinations kept per word (还款: hai kuan, huan kuan …)
+_MIXED_UP_TO = 3  # words this short also match with some syllables written as initials
+
+# Costs of a segmentation piece: fewer, longer, fully spelt pieces read most naturally.
+_PIECE = 1.0
+_SINGLE_CHARACTER = 0.6  # one-character words are the most ambiguous homophones
+_ABBREVIATED = 0.3  # a piece with initials is a weaker reading than a spelt one
+
+
+def _reads_as_pinyin(read: int, unknown: int, text: str) -> bool:
+    """Whether an all-Latin query is pinyin rather than English with a word the KB lacks.
+
+    An English word the KB never uses (make) may still spell some Chinese: a query is pinyin
+    when it is one token, or when at least two tokens and most of its unknown ones read.
+    """
+    if len(_LATIN_TOKEN.findall(text)) == 1:
+        return True
+    return read >= 2 and 2 * read > unknown
+
+
+def _plausible(token: str) -> bool:
+    if not 2 <= len(token) <= _MAX_TOKEN:
+        return False
+    # A long consonant string is a code, not initials.
+    return _VOWEL.search(token) is not None or len(token) <= 6
+
+
+@dataclass(frozen=True)
+class _Spelling:
+    word: str
+    abbreviated: bool
+
+
+@lru_cache(maxsize=65_536)
+def _spellings(word: str) -> tuple[_Spelling, ...]:
+    """Every way a customer may type `word` in pinyin: spelt out, as initials, or mixed."""
+    per_character = [sorted(set(r)) for r in pinyin(word, style=Style.NORMAL, heteronym=True)]
+    if not all(s and s[0].isalpha() for s in per_character):
+        return ()
+    readings = list(itertools.islice(itertools.product(*per_character), _MAX_READINGS))
+    out: dict[str, bool] = {}
+    for syllables in readings:
+        out.setdefault("".join(syllables), False)
+        if len(word) >= 2:
+            out.setdefault("".join(s[0] for s in syllables), True)
+        if 2 <= len(word) <= _MIXED_UP_TO:
+            for mask in itertools.product((False, True), repeat=len(word)):
+                if any(mask) and not all(mask):
+                    key = "".join(
+                        s[0] if short else s for s, short in zip(syllables, mask, strict=True)
+                    )
+                    out.setdefault(key, True)
+    return tuple(_Spelling(k, abbreviated) for k, abbreviated in out.items())
+
+
+class RomanizedVocabulary:
+    """The KB's Chinese words by pinyin spelling, and its English words; updated per article.
+
+    Not thread-safe by itself: the search engine changes it under its write lock and reads it
+    under its read lock.
+    """
+
+    def __init__(self, known_latin: Iterable[str] = ()) -> None:
+        self._fixed_latin = frozenset(known_latin)
+        self._articles: dict[int, frozenset[str]] = {}
+        self._document_frequency: Counter[str] = Counter()
+        self._by_spelling: dict[str, dict[str, bool]] = {}
+
+    def __len__(self) -> int:
+        return len(self._document_frequency)
+
+    def set(self, slot: int, words: Iterable[str]) -> None:
+        """Record the words of the article in `slot`, replacing what it had."""
+        self.remove(slot)
+        kept = frozenset(w for w in words if _CJK_WORD.match(w) or (w.isascii() and w.isalpha()))
+        self._articles[slot] = kept
+        for word in kept:
+            self._document_frequency[word] += 1
+            if self._document_frequency[word] == 1 and not word.isascii():
+                for spelling in _spellings(word):
+                    self._by_spelling.setdefault(spelling.word, {})[word] = spelling.abbreviated
+
+    def remove(self, slot: int) -> None:
+        """Forget the article in `slot` (no-op when unknown)."""
+        for word in self._articles.pop(slot, frozenset()):
+            self._document_frequency[word] -= 1
+            if self._document_frequency[word] > 0:
+                continue
+            del self._document_frequency[word]
+            if word.isascii():
+                continue
+            for spelling in _spellings(word):
+                words = self._by_spelling.get(spelling.word)
+                if words is not None:
+                    words.pop(word, None)
+                    if not words:
+                        del self._by_spelling[spelling.word]
+
+    def convert(self, text: str) -> str:
+        """Replace the pinyin tokens of normalised (lower-case) text with the words they spell."""
+        if not self._by_spelling or not _LATIN_TOKEN.search(text):
+            return text
+        has_chinese = any(ord(ch) >= 0x3400 for ch in text)
+        readings: dict[str, list[str]] = {}
+        unknown = 0
+        for token in set(_LATIN_TOKEN.findall(text)):
+            if self._is_english(token):
+                continue
+            unknown += 1
+            reading = self._segment(token) if _plausible(token) else None
+            # One syllable alone (pin, long, can) is as likely an English word: a reading needs
+            # a word of two characters or more.
+            if reading is not None and max(len(w) for w in reading) >= 2:
+                readings[token] = reading
+        if not readings:
+            return text
+        if not has_chinese and not _reads_as_pinyin(len(readings), unknown, text):
+            return text
+        return _LATIN_TOKEN.sub(lambda m: "".join(readings.get(m[0], [m[0]])), text)
+
+    def _is_english(self, token: str) -> bool:
+        return token in self._fixed_latin or token in self._document_frequency
+
+    def _segment(self, token: str) -> list[str] | None:
+        """Cheapest split of `token` into vocabulary spellings, or None when none covers it."""
+        n = len(token)
+        # A token with vowels is spelt pinyin: its pieces may shorten a syllable to its initial
+        # (dkuan) but a run of bare initials inside it (fr in freeze) is no reading.
+        spelt = _VOWEL.search(token) is not None
+        best: list[tuple[float, int, str] | None] = [None] * (n + 1)
+        best[0] = (0.0, 0, "")
+        for start in range(n):
+            here = best[start]
+            if here is None:
+                continue
+            for end in range(start + 1, min(n, start + _MAX_TOKEN) + 1):
+                piece = token[start:end]
+                candidates = self._by_spelling.get(piece)
+                if not candidates or (spelt and not _VOWEL.search(piece)):
+                    continue
+                word, abbreviated = self._most_used(candidates)
+                cost = here[0] + _PIECE
+                cost += _SINGLE_CHARACTER if len(word) == 1 else 0.0
+                cost += _ABBREVIATED if abbreviated else 0.0
+                if best[end] is None or cost < best[end][0]:  # type: ignore[index]
+                    best[end] = (cost, start, word)
+        if best[n] is None:
+            return None
+        words: list[str] = []
+        end = n
+        while end > 0:
+            _, start, word = best[end]  # type: ignore[misc]
+            words.append(word)
+            end = start
+        return words[::-1]
+
+    def _most_used(self, candidates: dict[str, bool]) -> tuple[str, bool]:
+        # Homophones: the word more articles use; ties go to the longer, then the first in order.
+        word = max(candidates, key=lambda w: (self._document_frequency[w], len(w), w))
+        return word, candidates[word]
