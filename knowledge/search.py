@@ -326,6 +326,7 @@ class SearchEngine:
         ranked: list[int],
     ) -> dict[str, float]:
         signals: dict[str, float] = {"hits": float(len(ranked))}
+        signals["query.english"] = float(analysis.lang == "en")
         if not ranked:
             return signals
         top = ranked[0]

@@ -69,3 +69,20 @@ def test_unknown_embedders_have_no_cosine_floor() -> None:
 
 def test_no_hits_is_never_answerable() -> None:
     assert not judge({"hits": 0.0}, NAMES, GateConfig()).answerable
+
+
+def test_an_english_question_has_its_own_e5_floor() -> None:
+    # E5 scores English questions lower: 0.875 clears the English floor, not the Chinese one.
+    config = GateConfig()
+    chinese = judge(_signals(**{"e5-small-q4.cos": 0.875}), NAMES, config)
+    english = judge(_signals(**{"e5-small-q4.cos": 0.875, "query.english": 1.0}), NAMES, config)
+    assert not chinese.answerable and any("0.88" in r for r in chinese.reasons)
+    assert english.answerable
+    # Below the English floor, an English question is refused and told which floor.
+    low = judge(_signals(**{"e5-small-q4.cos": 0.86, "query.english": 1.0}), NAMES, config)
+    assert not low.answerable and any("0.87" in r for r in low.reasons)
+    # A deployment can set the English floors itself (here: the same as the others).
+    strict = GateConfig(min_cosine_english={})
+    assert not judge(
+        _signals(**{"e5-small-q4.cos": 0.875, "query.english": 1.0}), NAMES, strict
+    ).answerable
