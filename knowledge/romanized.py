@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from pypinyin import Style, pinyin
+from pypinyin.constants import PINYIN_DICT
+from pypinyin.style import convert as convert_style
 
 _CJK_WORD = re.compile(r"^[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]{1,8}$")
 _LATIN_TOKEN = re.compile(r"(?<![0-9a-z])[a-z]+(?![0-9a-z])")
@@ -37,15 +39,44 @@ _SINGLE_CHARACTER = 0.6  # one-character words are the most ambiguous homophones
 _ABBREVIATED = 0.3  # a piece with initials is a weaker reading than a spelt one
 
 
-def _reads_as_pinyin(read: int, unknown: int, text: str) -> bool:
+def _reads_as_pinyin(read: int, unknown: Iterable[str], text: str) -> bool:
     """Whether an all-Latin query is pinyin rather than English with a word the KB lacks.
 
     An English word the KB never uses (make) may still spell some Chinese: a query is pinyin
-    when it is one token, or when at least two tokens and most of its unknown ones read.
+    when it is one token, or when at least two tokens read and most of the tokens that are
+    not known English words are made of pinyin syllables (shui, zenme, le count: a customer
+    typing pinyin types function words too, which no KB word spells).
     """
     if len(_LATIN_TOKEN.findall(text)) == 1:
         return True
-    return read >= 2 and 2 * read > unknown
+    unknown = list(unknown)
+    syllabic = sum(_is_syllables(token) for token in unknown)
+    return read >= 2 and 2 * syllabic > len(unknown)
+
+
+@lru_cache(maxsize=1)
+def _syllables() -> frozenset[str]:
+    """Every toneless pinyin syllable (ba, zhuang …), from pypinyin's character table."""
+    out = set()
+    for readings in PINYIN_DICT.values():
+        for reading in readings.split(","):
+            syllable = convert_style(reading, Style.NORMAL, strict=False)
+            if _VOWEL.search(syllable):  # not the interjections m, n, ng, hm
+                out.add(syllable)
+    return frozenset(out)
+
+
+@lru_cache(maxsize=4096)
+def _is_syllables(token: str) -> bool:
+    """Whether `token` splits completely into pinyin syllables."""
+    syllables = _syllables()
+    reachable = [True] + [False] * len(token)
+    for end in range(1, len(token) + 1):
+        reachable[end] = any(
+            reachable[start] and token[start:end] in syllables
+            for start in range(max(0, end - 6), end)
+        )
+    return reachable[-1]
 
 
 def _plausible(token: str) -> bool:
@@ -90,11 +121,17 @@ class RomanizedVocabulary:
     under its read lock.
     """
 
-    def __init__(self, known_latin: Iterable[str] = ()) -> None:
+    def __init__(self, known_latin: Iterable[str] = (), function_words: Iterable[str] = ()) -> None:
         self._fixed_latin = frozenset(known_latin)
         self._articles: dict[int, frozenset[str]] = {}
         self._document_frequency: Counter[str] = Counter()
         self._by_spelling: dict[str, dict[str, bool]] = {}
+        # Chinese function words (怎么, 什么, 多少) are no keyword terms, so no article lists
+        # them, yet "zenme jiesuo" reads naturally only with them: they are always readable,
+        # and lose to any KB word spelt alike.
+        self._function_words = frozenset(w for w in function_words if _CJK_WORD.match(w))
+        for word in self._function_words:
+            self._add_spellings(word)
 
     def __len__(self) -> int:
         return len(self._document_frequency)
@@ -107,8 +144,11 @@ class RomanizedVocabulary:
         for word in kept:
             self._document_frequency[word] += 1
             if self._document_frequency[word] == 1 and not word.isascii():
-                for spelling in _spellings(word):
-                    self._by_spelling.setdefault(spelling.word, {})[word] = spelling.abbreviated
+                self._add_spellings(word)
+
+    def _add_spellings(self, word: str) -> None:
+        for spelling in _spellings(word):
+            self._by_spelling.setdefault(spelling.word, {})[word] = spelling.abbreviated
 
     def remove(self, slot: int) -> None:
         """Forget the article in `slot` (no-op when unknown)."""
@@ -117,7 +157,7 @@ class RomanizedVocabulary:
             if self._document_frequency[word] > 0:
                 continue
             del self._document_frequency[word]
-            if word.isascii():
+            if word.isascii() or word in self._function_words:
                 continue
             for spelling in _spellings(word):
                 words = self._by_spelling.get(spelling.word)
@@ -132,11 +172,11 @@ class RomanizedVocabulary:
             return text
         has_chinese = any(ord(ch) >= 0x3400 for ch in text)
         readings: dict[str, list[str]] = {}
-        unknown = 0
+        unknown: list[str] = []
         for token in set(_LATIN_TOKEN.findall(text)):
             if self._is_english(token):
                 continue
-            unknown += 1
+            unknown.append(token)
             reading = self._segment(token) if _plausible(token) else None
             # One syllable alone (pin, long, can) is as likely an English word: a reading needs
             # a word of two characters or more.

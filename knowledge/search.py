@@ -181,7 +181,9 @@ class SearchEngine:
         self._translation_table: _TranslationTable | None = None
         self._vectors = [VectorIndex(e.dim) for e in self.embedders]
         self._keywords = KeywordIndex()
-        self._romanized = RomanizedVocabulary(self.analyzer.latin_words())
+        self._romanized = RomanizedVocabulary(
+            self.analyzer.latin_words(), self.analyzer.function_words()
+        )
         self._next_slot = 0
         self._loaded = False
         self._started_empty = False  # the persisted index was missing or unusable

@@ -349,6 +349,10 @@ class Analyzer:
                 words.update(_LATIN_TOKEN.findall(term))
         return frozenset(words)
 
+    def function_words(self) -> frozenset[str]:
+        """Chinese words this analyser drops as stopwords (怎么, 什么, 多少 …)."""
+        return frozenset(w for w in self._stop if _CJK.search(w))
+
     def prepare_query(self, text: str, transliterate: Transliterate | None = None) -> str:
         """Normalise a customer's query, expand abbreviations, read pinyin, repair typos.
 

@@ -52,6 +52,21 @@ def test_english_words_and_unreadable_tokens_are_left_alone() -> None:
     assert words.convert("pei 吗") == "pei 吗"
 
 
+def test_function_words_are_readable_and_count_towards_a_pinyin_query() -> None:
+    words = RomanizedVocabulary({"how", "is"}, function_words={"怎么", "什么", "the"})
+    words.set(0, ["股息", "红利"])
+    # No article lists 怎么, yet "zenme" reads; shui and shou (one syllable each) stay, but
+    # being pinyin syllables they make the all-Latin query read as pinyin.
+    assert words.convert("guxi hongli shui zenme shou") == "股息 红利 shui 怎么 shou"
+    # English around two spellable words is still English.
+    assert words.convert("how is guxi hongli the dividend tax") == (
+        "how is guxi hongli the dividend tax"
+    )
+    # Function words survive the removal of every article.
+    words.remove(0)
+    assert words.convert("zenme 办") == "怎么 办"
+
+
 def test_homophones_go_to_the_word_more_articles_use_and_removal_forgets_words() -> None:
     words = vocabulary(["贷款"], ["贷款"], ["代款"])
     assert words.convert("daikuan 利率") == "贷款 利率"
