@@ -42,6 +42,7 @@ from hub.storage.database import Database
 from hub.storage.models import Conversation, ConversationEvent, Customer, Identity, Message
 from hub.tasks import BackgroundTasks
 from routing import conversations, identity, queues
+from routing.delivery_records import DeliveryRecords
 from routing.locks import KeyedLocks
 from routing.transcripts import to_outbound
 
@@ -106,6 +107,8 @@ class Router:
         self.max_message_chars = max_message_chars
         # Messages of one conversation are processed one after another, so replies keep order.
         self.conversation_locks = KeyedLocks()
+        # Delivery outcomes of concurrent turns share write transactions.
+        self.delivery_records = DeliveryRecords(database)
 
     # -- accept ---------------------------------------------------------------------------
 
@@ -140,13 +143,14 @@ class Router:
 
     async def _commit(self, inbound: InboundMessage) -> Receipt:
         try:
+            # No look-up first: the unique (channel, channel message id) index refuses a
+            # re-delivered message, and the transaction, identity work included, rolls back.
+            # Re-deliveries are rare; a look-up in every write transaction held the hub's one
+            # SQLite writer lock for a statement longer on every message.
             async with self.database.write() as session:
-                existing = await self._find_inbound(session, inbound)
-                if existing is not None:
-                    return existing
                 return await self._store_inbound(session, inbound)
         except IntegrityError:
-            # Another process stored the same provider message a moment ago: return its receipt.
+            # Stored before (a re-delivery, or another process a moment ago): its receipt.
             async with self.database.read() as session:
                 existing = await self._find_inbound(session, inbound)
             if existing is None:
@@ -405,24 +409,13 @@ class Router:
             return
         results = [await self.gateway.deliver(m) for m in outbound]
         # In the outbox, the runner records how delivery went; the rest is recorded here.
-        delivered = [
-            (item, result)
-            for item, result in zip(outbound, results, strict=True)
-            if not result.queued
-        ]
-        if not delivered:
-            return
-        async with self.database.write() as session:
-            for item, result in delivered:
-                await session.execute(
-                    update(Message)
-                    .where(Message.id == item.message_id)
-                    .values(
-                        delivery_status=DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED,
-                        provider_message_id=result.provider_message_id,
-                        delivery_error=result.error,
-                    )
-                )
+        await self.delivery_records.record(
+            [
+                (item.message_id, result)
+                for item, result in zip(outbound, results, strict=True)
+                if not result.queued
+            ]
+        )
 
     # -- recovery -------------------------------------------------------------------------
 

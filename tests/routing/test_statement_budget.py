@@ -17,10 +17,11 @@ from sqlalchemy import event
 from tests.chat_client import ChatClient
 from tests.conftest import RunningHub
 
-# accept: duplicate check, identity with customer, open conversation, insert, touch
-# conversation (5); the bot's read: the turn's rows, recent history, the cited article (3);
-# the reply: the turn's rows, insert, mark handled, touch conversation (4); delivered (1).
-STATEMENTS_PER_TURN = 14
+# accept: identity with customer, open conversation, insert, touch conversation (4; a
+# re-delivery is caught by the unique index, not looked up); the bot's read: the turn's rows,
+# recent history, the cited article (3); the reply: the turn's rows, insert, mark handled,
+# touch conversation (4); delivered (1, shared by concurrent turns: routing/delivery_records).
+STATEMENTS_PER_TURN = 13
 QUESTIONS = ["信用卡丢了怎么挂失", "how do I raise my transfer limit", "跨行转账多久能到账"]
 # The hub's timers (hub/app.py) run on their own schedule, not per message: not counted.
 TIMER_TASKS = {"kb-watch", "routing", "wallboard", "outbox"}

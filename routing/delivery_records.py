@@ -1,0 +1,91 @@
+"""Record how deliveries went, many per write transaction (group commit).
+
+Every bot turn ends with one small write: the reply was handed to the channel (sent) or not
+(failed). On SQLite all writes take turns on one writer lock, and under load the lock was the
+hub's bottleneck: each turn took it three times (the customer's message, the reply, this
+status), and customers queued behind it (docs/benchmarks.md). Statuses need not each have a
+transaction of their own: callers hand theirs to `DeliveryRecords.record`, the first one to
+arrive takes the writer lock, and once it holds it, writes every status that has arrived by
+then in one statement. Each caller still returns only after its own status is committed, as
+before; under load one lock turn carries the statuses of several turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import update
+
+from hub.domain import DeliveryResult, DeliveryStatus
+from hub.storage.database import Database
+from hub.storage.models import Message
+
+
+@dataclass
+class _Batch:
+    rows: list[dict[str, object]] = field(default_factory=list)
+    committed: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class DeliveryRecords:
+    """Commit delivery outcomes of committed messages, batching concurrent callers."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._open: _Batch | None = None  # collecting rows, not yet taken by a writer
+        self._writing = False
+
+    async def record(self, outcomes: Sequence[tuple[int, DeliveryResult]]) -> None:
+        """Commit each message's outcome; return once they are committed (or raise)."""
+        if not outcomes:
+            return
+        if self._open is None:
+            self._open = _Batch()
+        batch = self._open
+        batch.rows.extend(_row(message_id, result) for message_id, result in outcomes)
+        if not self._writing:
+            self._writing = True
+            asyncio.get_running_loop().create_task(self._write_batches())
+        # The writer task outlives a cancelled caller; the caller's rows are written anyway.
+        await asyncio.shield(batch.committed)
+
+    async def _write_batches(self) -> None:
+        try:
+            while self._open is not None:
+                await self._write_one_batch()
+        finally:
+            self._writing = False
+            if self._open is not None:  # the task was cancelled (shutdown): fail the waiters
+                batch, self._open = self._open, None
+                batch.committed.set_exception(asyncio.CancelledError())
+
+    async def _write_one_batch(self) -> None:
+        batch: _Batch | None = None
+        try:
+            async with self.database.write() as session:
+                # Taken only now, holding the writer lock: whatever arrived while this task
+                # waited for the lock goes into the same statement.
+                batch, self._open = self._open, None
+                assert batch is not None  # only this task empties it
+                await session.execute(update(Message), batch.rows)
+        except Exception as error:
+            failed = batch if batch is not None else self._open
+            if batch is None:
+                self._open = None
+            if failed is not None:
+                failed.committed.set_exception(error)
+            return
+        batch.committed.set_result(None)
+
+
+def _row(message_id: int, result: DeliveryResult) -> dict[str, object]:
+    return {
+        "id": message_id,
+        "delivery_status": DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED,
+        "provider_message_id": result.provider_message_id,
+        "delivery_error": result.error,
+    }
