@@ -12,26 +12,17 @@ from sqlalchemy.exc import OperationalError
 from hub.domain import DeliveryResult
 from hub.storage.database import Database
 from hub.storage.migrate import upgrade_database
-from hub.storage.models import Conversation, Customer, Identity, Message
+from hub.storage.models import Message
 from routing.delivery_records import DeliveryRecords
+from tests.storage.rows import customer_with_conversation
 
 
 async def _pending_messages(database: Database, count: int) -> list[int]:
+    _, conversation_id = await customer_with_conversation(database, "webchat", "v-1")
     async with database.write() as session:
-        customer = Customer(display_name="Test")
-        session.add(customer)
-        await session.flush()
-        identity = Identity(customer_id=customer.id, channel="webchat", address="v-1")
-        session.add(identity)
-        await session.flush()
-        conversation = Conversation(
-            customer_id=customer.id, identity_id=identity.id, channel="webchat"
-        )
-        session.add(conversation)
-        await session.flush()
         messages = [
             Message(
-                conversation_id=conversation.id,
+                conversation_id=conversation_id,
                 channel="webchat",
                 direction="outbound",
                 author="bot",

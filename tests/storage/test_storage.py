@@ -23,6 +23,7 @@ from hub.storage.models import (
     KbArticle,
     Message,
 )
+from tests.storage.rows import customer_with_conversation
 
 EXPECTED_TABLES = {
     "staff_sessions",
@@ -45,22 +46,6 @@ EXPECTED_TABLES = {
     "kb_unanswered",
     "audit_log",
 }
-
-
-async def _customer_with_conversation(db: Database) -> tuple[int, int]:
-    async with db.write() as session:
-        customer = Customer(
-            display_name="Test", risk_tags=["fraud_watch"], profile={"city": "上海"}
-        )
-        session.add(customer)
-        await session.flush()
-        identity = Identity(customer_id=customer.id, channel="sms", address="+8613800138000")
-        session.add(identity)
-        await session.flush()
-        conversation = Conversation(customer_id=customer.id, identity_id=identity.id, channel="sms")
-        session.add(conversation)
-        await session.flush()
-        return customer.id, conversation.id
 
 
 async def test_migrations_create_the_models_schema(database: Database) -> None:
@@ -103,7 +88,7 @@ async def test_upgrading_keeps_existing_rows(database_url: str) -> None:
 
 
 async def test_message_id_is_unique_per_channel(database: Database) -> None:
-    _, conversation_id = await _customer_with_conversation(database)
+    _, conversation_id = await customer_with_conversation(database)
 
     def message(channel: str) -> Message:
         return Message(
@@ -128,7 +113,7 @@ async def test_message_id_is_unique_per_channel(database: Database) -> None:
 
 
 async def test_outbound_messages_may_share_a_null_provider_id(database: Database) -> None:
-    _, conversation_id = await _customer_with_conversation(database)
+    _, conversation_id = await customer_with_conversation(database)
     async with database.write() as session:
         for text in ("one", "two"):
             session.add(
@@ -146,7 +131,7 @@ async def test_outbound_messages_may_share_a_null_provider_id(database: Database
 
 
 async def test_identity_is_unique_per_channel_address(database: Database) -> None:
-    customer_id, _ = await _customer_with_conversation(database)
+    customer_id, _ = await customer_with_conversation(database)
     with pytest.raises(IntegrityError):
         async with database.write() as session:
             session.add(Identity(customer_id=customer_id, channel="sms", address="+8613800138000"))
@@ -191,7 +176,7 @@ async def test_naive_datetimes_are_refused(database: Database) -> None:
 
 
 async def test_holdings_keep_exact_amounts_and_dates(database: Database) -> None:
-    customer_id, _ = await _customer_with_conversation(database)
+    customer_id, _ = await customer_with_conversation(database)
     async with database.write() as session:
         session.add(
             Holding(
@@ -235,7 +220,7 @@ async def test_a_failed_write_rolls_back_everything(database: Database) -> None:
 
 
 async def test_utc_column_defaults_are_aware(database: Database) -> None:
-    _, conversation_id = await _customer_with_conversation(database)
+    _, conversation_id = await customer_with_conversation(database)
     async with database.read() as session:
         conversation = await session.get(Conversation, conversation_id)
     assert conversation is not None
