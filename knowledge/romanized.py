@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -64,6 +64,29 @@ def _syllables() -> frozenset[str]:
             if _VOWEL.search(syllable):  # not the interjections m, n, ng, hm
                 out.add(syllable)
     return frozenset(out)
+
+
+@lru_cache(maxsize=1)
+def _characters_by_reading() -> dict[str, str]:
+    """Common Chinese characters (U+4E00-U+9FFF) by their first (usual) toneless reading."""
+    out: dict[str, list[str]] = {}
+    for codepoint, readings in PINYIN_DICT.items():
+        if 0x4E00 <= codepoint <= 0x9FFF:
+            syllable = convert_style(readings.split(",")[0], Style.NORMAL, strict=False)
+            out.setdefault(syllable, []).append(chr(codepoint))
+    return {syllable: "".join(chars) for syllable, chars in out.items()}
+
+
+def _usual_reading(character: str, readings: Collection[str]) -> list[str]:
+    """The character's first reading in pypinyin's table, or all given when it has none."""
+    listed = PINYIN_DICT.get(ord(character))
+    if listed is None:
+        return sorted(readings)
+    return [convert_style(listed.split(",")[0], Style.NORMAL, strict=False)]
+
+
+def _characters_read(syllable: str) -> str:
+    return _characters_by_reading().get(syllable, "")
 
 
 @lru_cache(maxsize=4096)
@@ -121,8 +144,17 @@ class RomanizedVocabulary:
     under its read lock.
     """
 
-    def __init__(self, known_latin: Iterable[str] = (), function_words: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        known_latin: Iterable[str] = (),
+        function_words: Iterable[str] = (),
+        pair_frequency: Callable[[str], int] | None = None,
+        is_word: Callable[[str], bool] = lambda _: True,
+    ) -> None:
         self._fixed_latin = frozenset(known_latin)
+        # How many articles contain a pair of Chinese characters (the keyword index knows).
+        self._pair_frequency = pair_frequency
+        self._is_word = is_word  # a word of the segmenter's dictionary
         self._articles: dict[int, frozenset[str]] = {}
         self._document_frequency: Counter[str] = Counter()
         self._by_spelling: dict[str, dict[str, bool]] = {}
@@ -187,6 +219,43 @@ class RomanizedVocabulary:
         if not has_chinese and not _reads_as_pinyin(len(readings), unknown, text):
             return text
         return _LATIN_TOKEN.sub(lambda m: "".join(readings.get(m[0], [m[0]])), text)
+
+    def homophone(self, piece: str, readings: Sequence[Collection[str]]) -> str | None:
+        """A word the KB uses that reads like `piece` (继成 → 继承, 反现 → 返现), if any.
+
+        For typo repair: a whole KB word read alike (full spellings only, never a function
+        word), else, for two characters, a character pair the KB's text contains with one of
+        the two characters kept (the KB may write 返现 where segmentation sees 返 and 现).
+        The caller keeps only a target that shares a character with the piece.
+        """
+        # The piece's usual readings only: a misspelt character is mistaken for its common
+        # sound (还 as hai or huan, never its archaic fu).
+        usual = [_usual_reading(ch, options) for ch, options in zip(piece, readings, strict=True)]
+        keys = [""]
+        for options in usual:
+            keys = [k + o for k in keys for o in options][:_MAX_READINGS]
+        for key in keys:
+            words = {
+                w: False
+                for w, abbreviated in self._by_spelling.get(key, {}).items()
+                if not abbreviated and len(w) == len(piece) and self._document_frequency[w] > 0
+            }
+            if words:
+                return self._most_used(words)[0]
+        if len(piece) != 2 or self._pair_frequency is None or self._is_word(piece):
+            return None
+        pairs: dict[str, int] = {}
+        for kept in (0, 1):
+            other = 1 - kept
+            for reading in usual[other]:
+                for character in _characters_read(reading):
+                    pair = piece[kept] + character if kept == 0 else character + piece[kept]
+                    # Only a real word: a pair the KB's text merely contains across two
+                    # words (设立的) must not replace correct text (里的).
+                    if pair != piece and self._is_word(pair):
+                        pairs[pair] = self._pair_frequency(pair)
+        best = max(pairs, key=lambda p: (pairs[p], p), default=None)
+        return best if best is not None and pairs[best] > 0 else None
 
     def _is_english(self, token: str) -> bool:
         return token in self._fixed_latin or token in self._document_frequency

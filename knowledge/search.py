@@ -182,7 +182,11 @@ class SearchEngine:
         self._vectors = [VectorIndex(e.dim) for e in self.embedders]
         self._keywords = KeywordIndex()
         self._romanized = RomanizedVocabulary(
-            self.analyzer.latin_words(), self.analyzer.function_words()
+            self.analyzer.latin_words(),
+            self.analyzer.function_words(),
+            # Read at call time: loading a persisted index replaces the keyword index.
+            lambda pair: self._keywords.document_frequency(BIGRAM_PREFIX + pair),
+            self.analyzer.is_word,
         )
         self._next_slot = 0
         self._loaded = False
@@ -268,9 +272,10 @@ class SearchEngine:
 
     def analyze_query(self, query: str) -> Analysis:
         """The query as this engine reads it: normalised, abbreviations expanded, pinyin read
-        against the KB's current words (`knowledge.romanized`), typos repaired."""
+        against the KB's current words (`knowledge.romanized`), typos repaired (to lexicon
+        terms or the KB's words)."""
         with self._lock.reading():
-            return self.analyzer.analyze_query(query, self._romanized.convert)
+            return self.analyzer.analyze_query(query, self._romanized)
 
     def _search_locked(
         self, query: str, analysis: Analysis, vectors: list[np.ndarray], k: int, now: datetime

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
-from typing import Literal
+from typing import Literal, Protocol
 
 import jieba
 from pypinyin import Style, lazy_pinyin, pinyin
@@ -17,7 +17,19 @@ from pypinyin import Style, lazy_pinyin, pinyin
 from knowledge.aspects import AspectLexicon, aspect_lexicon
 
 Lang = Literal["zh", "en"]
-Transliterate = Callable[[str], str]
+
+
+class KbWords(Protocol):
+    """The words a knowledge base uses, for reading a query (`knowledge.romanized`)."""
+
+    def convert(self, text: str) -> str:
+        """Replace pinyin tokens with the KB words they spell."""
+        ...
+
+    def homophone(self, piece: str, readings: Sequence[Collection[str]]) -> str | None:
+        """A KB word read like `piece` (each character's pinyin `readings`), if any."""
+        ...
+
 
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -225,12 +237,14 @@ class Lexicon:
 
         return _LATIN_TOKEN.sub(expand_initials, text)
 
-    def repair_homophones(self, words: list[str]) -> str:
+    def repair_homophones(self, words: list[str], kb_words: KbWords | None = None) -> str:
         """Rejoin segmented words, replacing misheard finance terms (理培 → 理赔, 车代 → 车贷).
 
         Only stretches that segmentation left as single characters are candidates: a typo
         breaks a word into characters, while correct text segments into real words, so the
         repair cannot rewrite a correct word that merely sounds like a term (钱保险 ≠ 钱包险).
+        With `kb_words`, a stretch that reads like no lexicon term may also become a word the
+        KB uses (继成 → 继承 in a KB about inheriting deposits).
         """
         out: list[str] = []
         i = 0
@@ -239,14 +253,14 @@ class Lexicon:
             while j < len(words) and len(words[j]) == 1 and _CJK_OR_LATIN.match(words[j]):
                 j += 1
             if j - i >= 2:
-                out.append(self._repair_run("".join(words[i:j])))
+                out.append(self._repair_run("".join(words[i:j]), kb_words))
                 i = j
             else:
                 out.append(words[i])
                 i += 1
         return "".join(out)
 
-    def _repair_run(self, run: str) -> str:
+    def _repair_run(self, run: str, kb_words: KbWords | None) -> str:
         readings = [set(r) for r in pinyin(run, style=Style.NORMAL, heteronym=True)]
         i, result = 0, []
         while i < len(run):
@@ -254,7 +268,10 @@ class Lexicon:
                 piece = run[i : i + size]
                 if len(piece) < size:
                     continue
-                target = self._match_reading(readings[i : i + size])
+                keys = _reading_keys(readings[i : i + size])
+                target = next((self._by_pinyin[k] for k in keys if k in self._by_pinyin), None)
+                if target is None and kb_words is not None:
+                    target = kb_words.homophone(piece, readings[i : i + size])
                 if target is not None and target != piece and _shares_a_character(piece, target):
                     result.append(target)
                     i += size
@@ -264,15 +281,13 @@ class Lexicon:
                 i += 1
         return "".join(result)
 
-    def _match_reading(self, readings: list[set[str]]) -> str | None:
-        # Try every combination of heteronym readings; runs are short (≤4 characters).
-        keys = [""]
-        for options in readings:
-            keys = [f"{k} {o}".strip() for k in keys for o in options][:64]
-        for key in keys:
-            if key in self._by_pinyin:
-                return self._by_pinyin[key]
-        return None
+
+def _reading_keys(readings: list[set[str]]) -> list[str]:
+    """Every combination of heteronym readings, space-separated (runs are ≤ 4 characters)."""
+    keys = [""]
+    for options in readings:
+        keys = [f"{k} {o}".strip() for k in keys for o in sorted(options)][:64]
+    return keys
 
 
 def _shares_a_character(a: str, b: str) -> bool:
@@ -349,24 +364,28 @@ class Analyzer:
                 words.update(_LATIN_TOKEN.findall(term))
         return frozenset(words)
 
+    def is_word(self, text: str) -> bool:
+        """Whether the segmenter's dictionary (jieba's, with the finance terms) has `text`."""
+        return bool(self._jieba.FREQ.get(text))
+
     def function_words(self) -> frozenset[str]:
         """Chinese words this analyser drops as stopwords (怎么, 什么, 多少 …)."""
         return frozenset(w for w in self._stop if _CJK.search(w))
 
-    def prepare_query(self, text: str, transliterate: Transliterate | None = None) -> str:
+    def prepare_query(self, text: str, kb_words: KbWords | None = None) -> str:
         """Normalise a customer's query, expand abbreviations, read pinyin, repair typos.
 
-        `transliterate` reads the pinyin the lexicon's abbreviations leave (the search engine
-        passes one that knows the KB's own words).
+        `kb_words` (the search engine passes its KB's) reads the pinyin the lexicon's
+        abbreviations leave and repairs misspelt words to words the KB uses.
         """
         text = self.lexicon.expand_abbreviations(normalize(text))
-        if transliterate is not None:
-            text = transliterate(text)
-        return self.lexicon.repair_homophones(self._jieba.lcut(text, HMM=False))
+        if kb_words is not None:
+            text = kb_words.convert(text)
+        return self.lexicon.repair_homophones(self._jieba.lcut(text, HMM=False), kb_words)
 
-    def analyze_query(self, text: str, transliterate: Transliterate | None = None) -> Analysis:
+    def analyze_query(self, text: str, kb_words: KbWords | None = None) -> Analysis:
         """Analyse a customer's query, including the aspects it asks about."""
-        prepared = self.prepare_query(text, transliterate)
+        prepared = self.prepare_query(text, kb_words)
         asked = self.aspects.asked(prepared, self._jieba.lcut(prepared, HMM=False))
         return replace(self._analyze(prepared), aspects=asked)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from knowledge.embedding import Embedder
 from knowledge.romanized import RomanizedVocabulary
 from knowledge.search import SearchEngine
+from knowledge.text import Analyzer
 from knowledge.types import ArticleDoc
 
 CROSS_BORDER = ArticleDoc(
@@ -105,3 +106,24 @@ def test_the_engine_reads_pinyin_with_live_edits_and_after_a_restart(
         replace(CROSS_BORDER, title="港澳理财产品购买", body="可在手机银行购买港澳理财产品。")
     )
     assert restarted.analyze_query(query).text == query
+
+
+def test_misspelt_words_are_repaired_to_words_the_kb_uses() -> None:
+    analyzer = Analyzer()
+    words = RomanizedVocabulary(
+        analyzer.latin_words(),
+        analyzer.function_words(),
+        pair_frequency=lambda pair: {"诈骗": 1}.get(pair, 0),
+        is_word=analyzer.is_word,
+    )
+    words.set(0, ["结息日", "活期", "存款", "证明"])
+    # A whole KB word read alike (结习日 → 结息日, 正明 → 证明) …
+    assert analyzer.prepare_query("活期存款结习日是哪天", words) == "活期存款结息日是哪天"
+    assert analyzer.prepare_query("贷款结清正明收费吗", words) == "贷款结清证明收费吗"
+    # … or a pair of characters the KB's text holds (诈骗 inside 电信诈骗, say) and the
+    # dictionary knows as a word.
+    assert analyzer.prepare_query("被电信炸骗了", words) == "被电信诈骗了"
+    # Correct text is left alone, though 的钱 reads like 的前 and 钱还 like other pairs.
+    assert analyzer.prepare_query("我存的钱还能拿回来吗", words) == "我存的钱还能拿回来吗"
+    # Without the KB's words, only the lexicon's terms are repaired.
+    assert analyzer.prepare_query("活期存款结习日是哪天") == "活期存款结习日是哪天"
