@@ -11,6 +11,12 @@ never mentions 跨境 never gets it.
 A Latin token is read as pinyin only when it is not an English word the KB or the stopword list
 knows, and the whole token splits into vocabulary spellings. When several words share a spelling
 (homophones), the one more articles use wins: in a bank's KB, ``dai`` is 贷.
+
+The same vocabulary repairs Chinese typos that the lexicon's homophone table does not know:
+a misspelt stretch becomes a KB word read alike (结习日 → 结息日), or a dictionary word that the
+KB's text contains (炸骗 → 诈骗); see `homophone`. It keeps one count per distinct word, not a
+copy of each article's words: the search engine, which has those as keyword terms, hands the
+same words back on removal.
 """
 
 from __future__ import annotations
@@ -37,6 +43,11 @@ _MIXED_UP_TO = 3  # words this short also match with some syllables written as i
 _PIECE = 1.0
 _SINGLE_CHARACTER = 0.6  # one-character words are the most ambiguous homophones
 _ABBREVIATED = 0.3  # a piece with initials is a weaker reading than a spelt one
+
+
+def _article_words(words: Iterable[str]) -> frozenset[str]:
+    """The words worth knowing: Chinese words and Latin-letter words, each once."""
+    return frozenset(w for w in words if _CJK_WORD.match(w) or (w.isascii() and w.isalpha()))
 
 
 def _reads_as_pinyin(read: int, unknown: Iterable[str], text: str) -> bool:
@@ -155,7 +166,6 @@ class RomanizedVocabulary:
         # How many articles contain a pair of Chinese characters (the keyword index knows).
         self._pair_frequency = pair_frequency
         self._is_word = is_word  # a word of the segmenter's dictionary
-        self._articles: dict[int, frozenset[str]] = {}
         self._document_frequency: Counter[str] = Counter()
         self._by_spelling: dict[str, dict[str, bool]] = {}
         # Chinese function words (怎么, 什么, 多少) are no keyword terms, so no article lists
@@ -168,12 +178,9 @@ class RomanizedVocabulary:
     def __len__(self) -> int:
         return len(self._document_frequency)
 
-    def set(self, slot: int, words: Iterable[str]) -> None:
-        """Record the words of the article in `slot`, replacing what it had."""
-        self.remove(slot)
-        kept = frozenset(w for w in words if _CJK_WORD.match(w) or (w.isascii() and w.isalpha()))
-        self._articles[slot] = kept
-        for word in kept:
+    def add(self, words: Iterable[str]) -> None:
+        """Count one article's words (each once, however often the article uses it)."""
+        for word in _article_words(words):
             self._document_frequency[word] += 1
             if self._document_frequency[word] == 1 and not word.isascii():
                 self._add_spellings(word)
@@ -182,9 +189,15 @@ class RomanizedVocabulary:
         for spelling in _spellings(word):
             self._by_spelling.setdefault(spelling.word, {})[word] = spelling.abbreviated
 
-    def remove(self, slot: int) -> None:
-        """Forget the article in `slot` (no-op when unknown)."""
-        for word in self._articles.pop(slot, frozenset()):
+    def remove(self, words: Iterable[str]) -> None:
+        """Uncount one article's words: the same words `add` was given for it.
+
+        The caller keeps each article's words (the search engine has them as keyword terms),
+        so the vocabulary does not hold a second copy per article.
+        """
+        for word in _article_words(words):
+            if self._document_frequency[word] <= 0:
+                continue
             self._document_frequency[word] -= 1
             if self._document_frequency[word] > 0:
                 continue
@@ -192,10 +205,10 @@ class RomanizedVocabulary:
             if word.isascii() or word in self._function_words:
                 continue
             for spelling in _spellings(word):
-                words = self._by_spelling.get(spelling.word)
-                if words is not None:
-                    words.pop(word, None)
-                    if not words:
+                words_spelt = self._by_spelling.get(spelling.word)
+                if words_spelt is not None:
+                    words_spelt.pop(word, None)
+                    if not words_spelt:
                         del self._by_spelling[spelling.word]
 
     def convert(self, text: str) -> str:

@@ -472,6 +472,7 @@ class SearchEngine:
         existing = self._entries.get(item.doc.id)
         if existing is not None:
             self._drop_vectors(existing.slot)
+            self._romanized.remove(self._vocabulary(existing.terms))
             slot = existing.slot
         else:
             slot = self._next_slot
@@ -479,7 +480,7 @@ class SearchEngine:
         for index, vectors in zip(self._vectors, item.vectors, strict=True):
             index.add(slot, vectors)
         self._keywords.set(slot, item.analysis.terms, rebuild_when_due=not bulk)
-        self._romanized.set(slot, self._vocabulary(item.analysis.terms))
+        self._romanized.add(self._vocabulary(item.analysis.terms))
         terms = frozenset(t for t in item.analysis.terms if not t.startswith("~"))
         self._set_entry(
             _Entry(item.doc, slot, item.doc.content_hash(), item.analysis.concepts, terms)
@@ -503,7 +504,7 @@ class SearchEngine:
         self._translation_table = None
         self._drop_vectors(entry.slot)
         self._keywords.remove(entry.slot)
-        self._romanized.remove(entry.slot)
+        self._romanized.remove(self._vocabulary(entry.terms))
 
     def _vocabulary(self, terms: Iterable[str]) -> list[str]:
         """An article's words for reading pinyin: its keyword words and every name of its
@@ -540,7 +541,7 @@ class SearchEngine:
         self._next_slot = state.next_slot
         for stored in state.articles:
             terms = frozenset(stored.terms)
-            self._romanized.set(stored.slot, self._vocabulary(terms))
+            self._romanized.add(self._vocabulary(terms))
             self._set_entry(
                 _Entry(stored.doc, stored.slot, stored.digest, frozenset(stored.concepts), terms)
             )

@@ -25,8 +25,8 @@ CROSS_BORDER = ArticleDoc(
 
 def vocabulary(*articles: Sequence[str]) -> RomanizedVocabulary:
     words = RomanizedVocabulary({"how", "do", "i", "a", "claim", "on", "my", "home"})
-    for slot, article in enumerate(articles):
-        words.set(slot, article)
+    for article in articles:
+        words.add(article)
     return words
 
 
@@ -49,13 +49,13 @@ def test_english_words_and_unreadable_tokens_are_left_alone() -> None:
     # Nothing in the KB spells "zhuanqian": the token stays as typed.
     assert words.convert("zhuanqian 多久") == "zhuanqian 多久"
     # One syllable alone is too ambiguous to read.
-    words.set(9, ["赔"])
+    words.add(["赔"])
     assert words.convert("pei 吗") == "pei 吗"
 
 
 def test_function_words_are_readable_and_count_towards_a_pinyin_query() -> None:
     words = RomanizedVocabulary({"how", "is"}, function_words={"怎么", "什么", "the"})
-    words.set(0, ["股息", "红利"])
+    words.add(["股息", "红利"])
     # No article lists 怎么, yet "zenme" reads; shui and shou (one syllable each) stay, but
     # being pinyin syllables they make the all-Latin query read as pinyin.
     assert words.convert("guxi hongli shui zenme shou") == "股息 红利 shui 怎么 shou"
@@ -64,17 +64,17 @@ def test_function_words_are_readable_and_count_towards_a_pinyin_query() -> None:
         "how is guxi hongli the dividend tax"
     )
     # Function words survive the removal of every article.
-    words.remove(0)
+    words.remove(["股息", "红利"])
     assert words.convert("zenme 办") == "怎么 办"
 
 
 def test_homophones_go_to_the_word_more_articles_use_and_removal_forgets_words() -> None:
     words = vocabulary(["贷款"], ["贷款"], ["代款"])
     assert words.convert("daikuan 利率") == "贷款 利率"
-    words.remove(0)
-    words.remove(1)
+    words.remove(["贷款"])
+    words.remove(["贷款"])
     assert words.convert("daikuan 利率") == "代款 利率"
-    words.remove(2)
+    words.remove(["代款"])
     assert words.convert("daikuan 利率") == "daikuan 利率"
     assert len(words) == 0
 
@@ -116,7 +116,7 @@ def test_misspelt_words_are_repaired_to_words_the_kb_uses() -> None:
         pair_frequency=lambda pair: {"诈骗": 1}.get(pair, 0),
         is_word=analyzer.is_word,
     )
-    words.set(0, ["结息日", "活期", "存款", "证明"])
+    words.add(["结息日", "活期", "存款", "证明"])
     # A whole KB word read alike (结习日 → 结息日, 正明 → 证明) …
     assert analyzer.prepare_query("活期存款结习日是哪天", words) == "活期存款结息日是哪天"
     assert analyzer.prepare_query("贷款结清正明收费吗", words) == "贷款结清证明收费吗"
