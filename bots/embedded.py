@@ -14,7 +14,7 @@ import contextvars
 import functools
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -359,7 +359,7 @@ class EmbeddedBot:
         project = brain.project
         default = project.handoff.default_skill
         best = result.best if result is not None else None
-        if result is not None and best is not None and is_on_topic(result, self._floors):
+        if result is not None and best is not None and is_on_topic(result, self._kb.engine.gate):
             skill = project.skill_for_category(best.category)
             if skill:
                 return skill
@@ -385,11 +385,6 @@ class EmbeddedBot:
         return await self._kb.search(" ".join(words)[-MAX_QUERY_CHARS:], k=SEARCH_K)
 
     # --- plumbing ----------------------------------------------------------------------------
-
-    @property
-    def _floors(self) -> Mapping[str, float]:
-        """The answer gate's cosine floors, which `is_on_topic` relaxes for routing."""
-        return self._kb.engine.gate.min_cosine
 
     async def _ready(self) -> _Brain:
         if self._brain is not None:

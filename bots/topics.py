@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 
 from bots.intents import normalize
 from hub.domain import Author
+from knowledge.gate import GateConfig
 from knowledge.types import SearchResult
 
 SUMMARY_QUESTIONS = 3
@@ -18,17 +19,18 @@ TOPIC_SLACK = 0.05
 TOPIC_CONSENSUS_HITS = 3
 
 
-def is_on_topic(result: SearchResult, cosine_floors: Mapping[str, float]) -> bool:
+def is_on_topic(result: SearchResult, gate: GateConfig) -> bool:
     """Tell whether the best hit is about the question's product area, though it may not answer.
 
-    Every dense model must find the hit roughly as similar as the gate wants for an answer,
-    and either one model ranks it first or the top hits all share its category.
+    Every dense model must find the hit roughly as similar as the gate wants for an answer
+    (for a question in English, the gate's English floors), and either one model ranks it
+    first or the top hits all share its category.
     """
     best = result.best
     if best is None:
         return False
     signals = result.signals
-    for name, floor in cosine_floors.items():
+    for name, floor in gate.floors(signals.get("query.english", 0.0) > 0).items():
         cosine = signals.get(f"{name}.cos")
         if cosine is not None and cosine < floor - TOPIC_SLACK:
             return False
