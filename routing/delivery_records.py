@@ -37,7 +37,8 @@ class DeliveryRecords:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._open: _Batch | None = None  # collecting rows, not yet taken by a writer
-        self._writing = False
+        # The task writing batches, while there are any (held: the loop keeps only a weak one).
+        self._writer: asyncio.Task[None] | None = None
 
     async def record(self, outcomes: Sequence[tuple[int, DeliveryResult]]) -> None:
         """Commit each message's outcome; return once they are committed (or raise)."""
@@ -47,9 +48,10 @@ class DeliveryRecords:
             self._open = _Batch()
         batch = self._open
         batch.rows.extend(_row(message_id, result) for message_id, result in outcomes)
-        if not self._writing:
-            self._writing = True
-            asyncio.get_running_loop().create_task(self._write_batches())
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_batches(), name="delivery-records"
+            )
         # The writer task outlives a cancelled caller; the caller's rows are written anyway.
         await asyncio.shield(batch.committed)
 
@@ -58,10 +60,10 @@ class DeliveryRecords:
             while self._open is not None:
                 await self._write_one_batch()
         finally:
-            self._writing = False
-            if self._open is not None:  # the task was cancelled (shutdown): fail the waiters
+            self._writer = None
+            if self._open is not None:  # cancelled (the hub is stopping): release the waiters
                 batch, self._open = self._open, None
-                batch.committed.set_exception(asyncio.CancelledError())
+                batch.committed.cancel()
 
     async def _write_one_batch(self) -> None:
         batch: _Batch | None = None
@@ -72,12 +74,16 @@ class DeliveryRecords:
                 batch, self._open = self._open, None
                 assert batch is not None  # only this task empties it
                 await session.execute(update(Message), batch.rows)
-        except Exception as error:
-            failed = batch if batch is not None else self._open
-            if batch is None:
-                self._open = None
-            if failed is not None:
-                failed.committed.set_exception(error)
+        except BaseException as error:
+            if batch is None:  # failed before taking it: the lock, or the connection
+                batch, self._open = self._open, None
+            if batch is not None:
+                if isinstance(error, Exception):
+                    batch.committed.set_exception(error)
+                else:
+                    batch.committed.cancel()
+            if not isinstance(error, Exception):
+                raise
             return
         batch.committed.set_result(None)
 

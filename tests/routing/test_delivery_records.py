@@ -113,3 +113,18 @@ async def test_a_failed_batch_raises_to_its_callers_and_later_outcomes_still_com
         assert (await _statuses(database))[message_id] == ("sent", "p-1", None)
     finally:
         await database.dispose()
+
+
+async def test_a_caller_that_gives_up_still_gets_its_outcome_committed(
+    database: Database,
+) -> None:
+    first, second = await _pending_messages(database, 2)
+    records = DeliveryRecords(database)
+    gave_up = asyncio.create_task(records.record([(first, DeliveryResult(ok=True))]))
+    await asyncio.sleep(0)  # queued behind the writer lock, not yet written
+    gave_up.cancel()
+    await records.record([(second, DeliveryResult(ok=False, error="gone"))])
+    statuses = await _statuses(database)
+    assert statuses[first][0] == "sent"
+    assert statuses[second] == ("failed", None, "gone")
+    assert gave_up.cancelled()
