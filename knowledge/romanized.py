@@ -65,13 +65,23 @@ def _reads_as_pinyin(read: int, unknown: Iterable[str], text: str) -> bool:
     return read >= 2 and 2 * syllabic > len(unknown)
 
 
+@lru_cache(maxsize=4096)
+def _toneless(reading: str) -> str:
+    """A tone-marked pinyin reading without its tone (zhuàng → zhuang).
+
+    pypinyin's table lists some 41,000 characters with about 1,500 distinct readings:
+    converting each distinct reading once keeps building the tables below to milliseconds.
+    """
+    return convert_style(reading, Style.NORMAL, strict=False)
+
+
 @lru_cache(maxsize=1)
 def _syllables() -> frozenset[str]:
     """Every toneless pinyin syllable (ba, zhuang …), from pypinyin's character table."""
     out = set()
     for readings in PINYIN_DICT.values():
         for reading in readings.split(","):
-            syllable = convert_style(reading, Style.NORMAL, strict=False)
+            syllable = _toneless(reading)
             if _VOWEL.search(syllable):  # not the interjections m, n, ng, hm
                 out.add(syllable)
     return frozenset(out)
@@ -83,17 +93,19 @@ def _characters_by_reading() -> dict[str, str]:
     out: dict[str, list[str]] = {}
     for codepoint, readings in PINYIN_DICT.items():
         if 0x4E00 <= codepoint <= 0x9FFF:
-            syllable = convert_style(readings.split(",")[0], Style.NORMAL, strict=False)
-            out.setdefault(syllable, []).append(chr(codepoint))
+            out.setdefault(_first_reading(readings), []).append(chr(codepoint))
     return {syllable: "".join(chars) for syllable, chars in out.items()}
+
+
+def _first_reading(listed: str) -> str:
+    """The usual (first) toneless reading of a character's entry in pypinyin's table."""
+    return _toneless(listed.split(",", 1)[0])
 
 
 def _usual_reading(character: str, readings: Collection[str]) -> list[str]:
     """The character's first reading in pypinyin's table, or all given when it has none."""
     listed = PINYIN_DICT.get(ord(character))
-    if listed is None:
-        return sorted(readings)
-    return [convert_style(listed.split(",")[0], Style.NORMAL, strict=False)]
+    return sorted(readings) if listed is None else [_first_reading(listed)]
 
 
 def _characters_read(syllable: str) -> str:
