@@ -180,7 +180,7 @@ class ConsoleApiRoutes:
             query = query.order_by(Conversation.priority.desc(), Conversation.handoff_at)
         else:
             query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        async with self.database.read() as session:
+        async with self.database.read(scan=True) as session:
             rows = list(await session.scalars(query.limit(limit)))
             body = await conversation_summaries(session, rows, staff)
         return web.json_response({"conversations": body})

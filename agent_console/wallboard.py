@@ -35,7 +35,7 @@ class WallboardFeed:
         self._changed.set()
 
     async def snapshot(self) -> dict[str, Any]:
-        async with self.database.read() as session:
+        async with self.database.read(scan=True) as session:
             return await wallboard(session, utcnow())
 
     async def run(self) -> None:

@@ -4,7 +4,9 @@ Prints p50/p99 round trip and messages/s with 1, 50 and 200 concurrent customers
 sends its next question when the previous answer arrives), a steady-rate run (50
 customers, 20 messages/s in total), the embedding models alone measured in the same run
 (the hub's bot must reach ≥ 80% of their messages/s), and a bare python-socketio echo
-server as the transport baseline.
+server as the transport baseline. Each closed-loop row also prints the server's CPU time
+per message (all its threads, from /proc), next to the models' CPU per message alone: the
+difference is the hub's own work.
 
     ./dev bench webchat [--messages 400] [--keep DIR] [--start-timeout 900]
 """
@@ -71,6 +73,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, all threads) a process has used so far; None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # After the command name: utime and stime are the 12th and 13th fields, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -128,8 +140,13 @@ def summary(label: str, latencies: list[float], elapsed: float) -> str:
     )
 
 
-async def closed_loop(base_url: str, customers: int, total: int, label: str) -> float:
-    """Each customer asks, waits for the answer, asks again; returns messages/s."""
+async def closed_loop(
+    base_url: str, customers: int, total: int, label: str, server_pid: int | None = None
+) -> float:
+    """Each customer asks, waits for the answer, asks again; returns messages/s.
+
+    With `server_pid`, also prints the server's CPU time per message over the run.
+    """
     per_client = max(1, total // customers)
     # The hub rate-limits one chat session (channels/webchat.py: 20 messages in 10 s), as a
     # person never types faster. `customers` is the number of messages in flight: each slot
@@ -147,10 +164,15 @@ async def closed_loop(base_url: str, customers: int, total: int, label: str) -> 
             latency, _ = await client.ask(QUESTIONS[(offset + i) % len(QUESTIONS)])
             latencies.append(latency)
 
+    cpu_before = process_cpu_seconds(server_pid) if server_pid else None
     started = time.perf_counter()
     await asyncio.gather(*(run(slot, i) for i, slot in enumerate(slots)))
     elapsed = time.perf_counter() - started
-    print(summary(label, latencies, elapsed), flush=True)
+    cpu_after = process_cpu_seconds(server_pid) if server_pid else None
+    line = summary(label, latencies, elapsed)
+    if cpu_before is not None and cpu_after is not None:
+        line += f"  server CPU {(cpu_after - cpu_before) / len(latencies) * 1000:5.1f} ms/msg"
+    print(line, flush=True)
     await asyncio.gather(*(c.close() for c in everyone))
     return len(latencies) / elapsed
 
@@ -205,13 +227,17 @@ def embedding_only_rate(seconds: float = 10.0) -> float:
             model.embed_queries([QUESTIONS[i % len(QUESTIONS)]])
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         while time.perf_counter() - started < seconds:
             list(pool.map(work, range(done, done + 20)))
             done += 20
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     rate = done / elapsed
-    print(f"{'embedding models alone (1 query x 2 models)':<44} {rate:7.1f} msg/s", flush=True)
+    print(
+        f"{'embedding models alone (1 query x 2 models)':<44} {rate:7.1f} msg/s"
+        f"  CPU {cpu / done * 1000:5.1f} ms/msg",
+        flush=True,
+    )
     return rate
 
 
@@ -227,11 +253,13 @@ async def check_questions(base_url: str) -> None:
     await client.close()
 
 
-async def measure(label: str, base_url: str, runs: list[tuple[int, int]]) -> dict[int, float]:
+async def measure(
+    label: str, base_url: str, runs: list[tuple[int, int]], server_pid: int
+) -> dict[int, float]:
     rates = {}
     for customers, total in runs:
         rates[customers] = await closed_loop(
-            base_url, customers, total, f"{label}, {customers} customers"
+            base_url, customers, total, f"{label}, {customers} customers", server_pid
         )
     return rates
 
@@ -277,8 +305,8 @@ def main() -> None:
 
         async def run_all() -> tuple[dict[int, float], dict[int, float]]:
             await check_questions(hub_url)
-            echo_rates = await measure("bare python-socketio echo", echo_url, runs)
-            hub_rates = await measure("hub (embedded bot, SQLite)", hub_url, runs)
+            echo_rates = await measure("bare python-socketio echo", echo_url, runs, echo.pid)
+            hub_rates = await measure("hub (embedded bot, SQLite)", hub_url, runs, hub.pid)
             await steady_rate(hub_url, 50, 20.0, 20.0)
             return echo_rates, hub_rates
 

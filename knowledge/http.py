@@ -85,7 +85,7 @@ class KnowledgeRoutes:
         limit = query_int(request, "limit", 100, 1, 1000)
         offset = query_int(request, "offset", 0, 0, 10**9)
         status = request.query.get("status") or None
-        async with self.kb.database.read() as session:
+        async with self.kb.database.read(scan=True) as session:
             rows, total = await articles.list_articles(
                 session, status=status, limit=limit, offset=offset
             )
@@ -135,7 +135,7 @@ class KnowledgeRoutes:
         await self._editor(request)
         limit = query_int(request, "limit", 100, 1, 1000)
         offset = query_int(request, "offset", 0, 0, 10**9)
-        async with self.kb.database.read() as session:
+        async with self.kb.database.read(scan=True) as session:
             total = await session.scalar(select(func.count()).select_from(KbUnanswered))
             rows = await session.scalars(
                 select(KbUnanswered)

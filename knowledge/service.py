@@ -57,7 +57,7 @@ class KnowledgeBase:
     async def sync_index(self, progress: Progress | None = None) -> SyncReport:
         """Make the index match the published articles, re-embedding only what changed."""
         async with self._sync_lock:
-            async with self.database.read() as session:
+            async with self.database.read(scan=True) as session:
                 fingerprint = await self._read_fingerprint(session)
                 docs = [articles.article_to_doc(a) for a in await articles.all_searchable(session)]
             report: SyncReport = await self._run(self.engine.sync, docs, progress)
@@ -66,7 +66,7 @@ class KnowledgeBase:
 
     async def sync_if_changed(self) -> bool:
         """Re-sync when another process changed the articles; return whether it did."""
-        async with self.database.read() as session:
+        async with self.database.read(scan=True) as session:
             fingerprint = await self._read_fingerprint(session)
         if fingerprint == self._fingerprint:
             return False

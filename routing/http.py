@@ -32,6 +32,6 @@ class MetricsRoutes:
         staff = await staff_from_request(request, self.database, self.settings.admin_token)
         require_permission(staff, Permission.WALLBOARD)
         days = query_int(request, "days", 7, 1, 366)
-        async with self.database.read() as session:
+        async with self.database.read(scan=True) as session:
             body = await compute_metrics(session, utcnow() - timedelta(days=days))
         return web.json_response(body)
