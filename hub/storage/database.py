@@ -40,8 +40,8 @@ class Database:
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite has one writer at a time; serialising writers in-process avoids
-        # SQLITE_BUSY on read-then-write upgrades (busy_timeout cannot resolve those).
+        # SQLite has one writer at a time: the hub's own writers queue here, cheaply, and
+        # `BEGIN IMMEDIATE` (below) makes a writer of another process wait its turn too.
         self._sqlite_writer = asyncio.Lock() if self.is_sqlite else None
 
     @asynccontextmanager
@@ -100,14 +100,15 @@ async def _take_write_lock(driver: InlineConnection) -> None:
     await _run(driver, "PRAGMA busy_timeout=0")
     try:
         await _run(driver, "BEGIN IMMEDIATE")
+        return
     except sqlite3.OperationalError as error:
         if "locked" not in str(error) and "busy" not in str(error):
             raise
+    finally:
+        # The pooled connection's later reads must wait for locks as usual.
         await _run(driver, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        with driver.offloaded():
-            await _run(driver, "BEGIN IMMEDIATE")
-    else:
-        await _run(driver, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    with driver.offloaded():
+        await _run(driver, "BEGIN IMMEDIATE")
 
 
 async def _run(driver: InlineConnection, sql: str) -> None:

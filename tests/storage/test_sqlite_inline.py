@@ -78,9 +78,10 @@ async def test_waiting_for_another_process_lock_does_not_block_the_loop(
     other.execute("BEGIN IMMEDIATE")
     other.execute("INSERT INTO notes (body) VALUES ('from the other process')")
 
-    async def write() -> None:
+    async def write() -> int:
         async with sqlite_db.write() as session:
             await session.execute(text("INSERT INTO notes (body) VALUES ('from the hub')"))
+            return int((await session.execute(text("PRAGMA busy_timeout"))).scalar_one())
 
     writer = asyncio.create_task(write())
     # Had the wait blocked the loop, this sleep would only end once busy_timeout (10 s) ran
@@ -90,7 +91,7 @@ async def test_waiting_for_another_process_lock_does_not_block_the_loop(
     assert not writer.done()
     other.execute("COMMIT")
     other.close()
-    await writer
+    assert await writer == 10000  # the connection waits for locks as usual again
     async with sqlite_db.read() as session:
         bodies = (await session.execute(text("SELECT body FROM notes ORDER BY id"))).scalars()
         assert list(bodies) == ["from the other process", "from the hub"]
