@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
 from typing import Any
 
 import socketio
@@ -12,6 +11,7 @@ import socketio
 from agent_console.push import SUPERVISOR_NAMESPACE, WALLBOARD_ROOM
 from hub.clock import utcnow
 from hub.storage.database import Database
+from hub.tasks import wait_for_event
 from routing.supervision import wallboard
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,7 @@ class WallboardFeed:
     async def run(self) -> None:
         """Emit a snapshot every `interval` seconds and after changes, until cancelled."""
         while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), self.interval)
+            if await wait_for_event(self._changed, self.interval):
                 await asyncio.sleep(COALESCE_SECONDS)
             self._changed.clear()
             if not self.watchers:

@@ -30,7 +30,6 @@ conversation, agent) travels in the signed callback URLs.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import xml.etree.ElementTree as ElementTree
@@ -56,6 +55,7 @@ from hub.domain import (
 from hub.domain import Channel as ChannelName
 from hub.errors import InvalidInput
 from hub.phones import normalise_address
+from hub.tasks import wait_for_event
 from hub.twilio_settings import TwilioSettings
 
 log = logging.getLogger(__name__)
@@ -447,8 +447,7 @@ class TwilioVoiceChannel(Channel):
         """Wait for the bot to finish the turn, then speak it (or hold the line once)."""
         voice = VOICES[call.language]
         if turn.spoken is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(turn.done.wait(), self._twilio.voice_reply_seconds)
+            await wait_for_event(turn.done, self._twilio.voice_reply_seconds)
             if not turn.done.is_set() and not waited:
                 # Twilio hangs up on a webhook after 15 s: say something and come back.
                 url = self._url(GATHER_PATH, turn=turn.number, lang=call.language, waited=1)

@@ -61,3 +61,19 @@ class BackgroundTasks:
         """Wait until no background task is running (tests and the CLI use this)."""
         while self._tasks:
             await asyncio.gather(*set(self._tasks), return_exceptions=True)
+
+
+async def wait_for_event(event: asyncio.Event, timeout: float) -> bool:
+    """Wait until `event` is set or `timeout` seconds pass; return whether it was set.
+
+    Not `asyncio.wait_for(event.wait(), timeout)`: on Python 3.11 that returns normally when
+    the event fires in the same turn of the loop as a `task.cancel()`, and the cancellation is
+    lost. A loop waiting that way can outlive its cancellation, and shutdown then waits for it
+    forever (a CI run hung so in a test's teardown). `asyncio.timeout` keeps the cancellation.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True

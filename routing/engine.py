@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from hub.outbound import ChannelGateway
 from hub.settings import RoutingTimings
 from hub.storage.database import Database
 from hub.storage.models import Message
+from hub.tasks import wait_for_event
 from routing.assignment import PassReport, expire_offers, route_waiting
 from routing.conversations import current_conversation_at
 from routing.events import (
@@ -95,8 +95,7 @@ class RoutingEngine:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(next_tick - loop.time(), 0.0))
+            await wait_for_event(self._wake, max(next_tick - loop.time(), 0.0))
             self._wake.clear()
             try:
                 if loop.time() >= next_tick:

@@ -27,7 +27,6 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
@@ -47,6 +46,7 @@ from hub.outbound import ChannelGateway
 from hub.settings import OutboxSettings
 from hub.storage.database import Database
 from hub.storage.models import Conversation, Identity, Message, OutboxEntry
+from hub.tasks import wait_for_event
 from routing.events import MessageStatusChanged, RoutingEvent
 from routing.transcripts import to_outbound
 
@@ -161,8 +161,7 @@ class Outbox:
                 log.exception("outbox pass failed; trying again shortly")
                 delay = ERROR_BACKOFF_SECONDS
             timeout = self.settings.poll_seconds if delay is None else delay
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), min(timeout, self.settings.poll_seconds))
+            await wait_for_event(self._wake, min(timeout, self.settings.poll_seconds))
 
     async def deliver_due(self, now: datetime | None = None) -> float | None:
         """Send every row that is due; return seconds until the next one falls due, if any.
