@@ -12,8 +12,9 @@ which read or write a few indexed rows. Two kinds of work must not block the eve
 `offloaded()` sends them to aiosqlite's thread as before:
 
 * waiting for another process's write lock (`busy_timeout`): `Database.write()` takes the
-  write lock first, with `BEGIN IMMEDIATE`, off the loop; once it holds it, nothing later in
-  the transaction waits on other processes (in WAL mode readers never block a writer);
+  write lock first, with `BEGIN IMMEDIATE`, trying once without waiting and waiting, if it
+  must, off the loop; once it holds it, nothing later in the transaction waits on other
+  processes (in WAL mode readers never block a writer);
 * reads that scan many rows (reports, the KB sync): `Database.read(scan=True)`.
 
 This subclasses aiosqlite's `Connection` and overrides its one dispatch method, `_execute`,
@@ -53,7 +54,9 @@ class InlineConnection(aiosqlite.Connection):
             self._offloaded -= 1
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # Opening the connection (no sqlite3 connection yet) and offloaded calls use the thread.
+        # Offloaded calls, and calls on a closed connection (which aiosqlite refuses), take
+        # aiosqlite's own way. A caller cancelled meanwhile is held by SQLAlchemy until the
+        # thread's call returns, so the connection is never used by two threads at once.
         if self._offloaded or self._connection is None:
             return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
         if not self._running:
