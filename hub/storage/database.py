@@ -102,7 +102,7 @@ async def _take_write_lock(driver: InlineConnection) -> None:
         await _run(driver, "BEGIN IMMEDIATE")
         return
     except sqlite3.OperationalError as error:
-        if "locked" not in str(error) and "busy" not in str(error):
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # the low byte: the primary code
             raise
     finally:
         # The pooled connection's later reads must wait for locks as usual.

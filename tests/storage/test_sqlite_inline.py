@@ -15,7 +15,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from hub.storage.database import Database
+from hub.storage.database import BUSY_TIMEOUT_MS, Database
 from hub.storage.migrate import upgrade_database
 from hub.storage.sqlite_inline import InlineConnection
 
@@ -91,7 +91,7 @@ async def test_waiting_for_another_process_lock_does_not_block_the_loop(
     assert not writer.done()
     other.execute("COMMIT")
     other.close()
-    assert await writer == 10000  # the connection waits for locks as usual again
+    assert await writer == BUSY_TIMEOUT_MS  # the connection waits for locks as usual again
     async with sqlite_db.read() as session:
         bodies = (await session.execute(text("SELECT body FROM notes ORDER BY id"))).scalars()
         assert list(bodies) == ["from the other process", "from the hub"]
@@ -100,4 +100,4 @@ async def test_waiting_for_another_process_lock_does_not_block_the_loop(
 async def test_busy_timeout_is_restored_after_the_write_lock_is_taken(sqlite_db: Database) -> None:
     async with sqlite_db.write() as session:
         timeout = (await session.execute(text("PRAGMA busy_timeout"))).scalar_one()
-    assert timeout == 10000
+    assert timeout == BUSY_TIMEOUT_MS
