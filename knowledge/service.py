@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from hub.storage.database import Database
 from hub.storage.models import KbArticle, KbUnanswered
@@ -29,6 +29,11 @@ from knowledge.types import ArticleDoc, SearchResult
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+
+
+# Built once: the bot reads the article it quotes on every answer, and building a statement
+# costs SQLAlchemy about as much CPU as running it (docs/benchmarks.md, "prebuilt statements").
+_ARTICLE = select(KbArticle).where(KbArticle.id == bindparam("article_id"))
 
 
 @dataclass(frozen=True)
@@ -90,7 +95,7 @@ class KnowledgeBase:
     async def get_doc(self, article_id: str) -> ArticleDoc | None:
         """The published article with this id as the engine sees it, or None."""
         async with self.database.read() as session:
-            article = await session.get(KbArticle, article_id)
+            article = await session.scalar(_ARTICLE, {"article_id": article_id})
             if article is None or not articles.is_searchable(article):
                 return None
             return articles.article_to_doc(article)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub.clock import utcnow
@@ -52,16 +52,22 @@ async def open_or_continue(
     return conversation
 
 
+# Built once: every message runs it (see routing/identity.py, _IDENTITY_AND_CUSTOMER).
+_CURRENT_CONVERSATION = (
+    select(Conversation)
+    .where(
+        Conversation.identity_id == bindparam("identity_id"),
+        Conversation.status != ConversationStatus.CLOSED,
+    )
+    .order_by(Conversation.id.desc())
+    .limit(1)
+)
+
+
 async def current_conversation(session: AsyncSession, identity_id: int) -> Conversation | None:
     """The identity's conversation that is not closed, if any."""
     result: Conversation | None = await session.scalar(
-        select(Conversation)
-        .where(
-            Conversation.identity_id == identity_id,
-            Conversation.status != ConversationStatus.CLOSED,
-        )
-        .order_by(Conversation.id.desc())
-        .limit(1)
+        _CURRENT_CONVERSATION, {"identity_id": identity_id}
     )
     return result
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -280,14 +280,7 @@ class Router:
         message: Message,
     ) -> CustomerContext:
         rows = await session.scalars(
-            select(Message)
-            .where(
-                Message.conversation_id == conversation.id,
-                Message.id < message.id,
-                Message.internal.is_(False),
-            )
-            .order_by(Message.id.desc())
-            .limit(CONTEXT_MESSAGES)
+            _HISTORY, {"conversation_id": conversation.id, "before_id": message.id}
         )
         previous = list(reversed(list(rows)))
         shown: dict[str, Source] = {}
@@ -441,19 +434,33 @@ class Router:
         return len(rows)
 
 
+# The turn's statements are built once, here: building a statement and its cache key costs
+# SQLAlchemy about as much CPU as executing it (docs/benchmarks.md, "prebuilt statements").
+_TURN_ROWS = (
+    select(Message, Conversation, Customer, Identity)
+    .join(Conversation, Conversation.id == Message.conversation_id)
+    .join(Customer, Customer.id == Conversation.customer_id)
+    .join(Identity, Identity.id == Conversation.identity_id)
+    .where(Message.id == bindparam("message_id"))
+)
+# The conversation's messages before this one, newest first (the bot's context).
+_HISTORY = (
+    select(Message)
+    .where(
+        Message.conversation_id == bindparam("conversation_id"),
+        Message.id < bindparam("before_id"),
+        Message.internal.is_(False),
+    )
+    .order_by(Message.id.desc())
+    .limit(CONTEXT_MESSAGES)
+)
+
+
 async def _turn_rows(
     session: AsyncSession, message_id: int
 ) -> tuple[Message, Conversation, Customer, Identity] | None:
     """The message with its conversation, customer and identity, in one query."""
-    row = (
-        await session.execute(
-            select(Message, Conversation, Customer, Identity)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .join(Customer, Customer.id == Conversation.customer_id)
-            .join(Identity, Identity.id == Conversation.identity_id)
-            .where(Message.id == message_id)
-        )
-    ).first()
+    row = (await session.execute(_TURN_ROWS, {"message_id": message_id})).first()
     if row is None:
         return None
     return row[0], row[1], row[2], row[3]
