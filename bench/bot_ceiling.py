@@ -24,32 +24,20 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.webchat import QUESTIONS  # noqa: E402
+from bench.webchat import QUESTIONS, two_thread_rate  # noqa: E402
 
 
 def rate(work: Callable[[int], object], label: str, seconds: float) -> float:
-    """Run `work(i)` for i = 0, 1, … on two threads for `seconds`; print and return msg/s."""
-    done = 0
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(work, range(20)))  # warm up
-        started, cpu_started = time.perf_counter(), time.process_time()
-        while time.perf_counter() - started < seconds:
-            list(pool.map(work, range(done, done + 20)))
-            done += 20
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    messages_per_second = done / elapsed
-    print(
-        f"{label:<52} {messages_per_second:7.1f} msg/s  CPU {cpu / done * 1000:5.2f} ms/msg",
-        flush=True,
-    )
+    """Warm `work` up, measure it on two threads for `seconds`, print and return msg/s."""
+    list(map(work, range(20)))
+    messages_per_second, cpu_ms = two_thread_rate(work, seconds)
+    print(f"{label:<52} {messages_per_second:7.1f} msg/s  CPU {cpu_ms:5.2f} ms/msg", flush=True)
     return messages_per_second
 
 

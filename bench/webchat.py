@@ -25,6 +25,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -220,25 +221,31 @@ def embedding_only_rate(seconds: float = 10.0) -> float:
     models = embedders_from_names(["e5", "use"])
     for model in models:
         model.embed_queries(["warm up"])
-    done = 0
 
     def work(i: int) -> None:
         for model in models:
             model.embed_queries([QUESTIONS[i % len(QUESTIONS)]])
 
+    rate, cpu_ms = two_thread_rate(work, seconds)
+    print(
+        f"{'embedding models alone (1 query x 2 models)':<44} {rate:7.1f} msg/s"
+        f"  CPU {cpu_ms:5.1f} ms/msg",
+        flush=True,
+    )
+    return rate
+
+
+def two_thread_rate(work: Callable[[int], object], seconds: float) -> tuple[float, float]:
+    """Run `work(i)` for i = 0, 1, … on two threads (the hub's model threads) for `seconds`;
+    return messages/s and the process's CPU milliseconds per message."""
+    done = 0
     with ThreadPoolExecutor(max_workers=2) as pool:
         started, cpu_started = time.perf_counter(), time.process_time()
         while time.perf_counter() - started < seconds:
             list(pool.map(work, range(done, done + 20)))
             done += 20
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-    rate = done / elapsed
-    print(
-        f"{'embedding models alone (1 query x 2 models)':<44} {rate:7.1f} msg/s"
-        f"  CPU {cpu / done * 1000:5.1f} ms/msg",
-        flush=True,
-    )
-    return rate
+    return done / elapsed, cpu / done * 1000
 
 
 async def check_questions(base_url: str) -> None:
