@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, update
 
 from hub.domain import DeliveryResult, DeliveryStatus
 from hub.storage.database import Database
@@ -73,7 +74,7 @@ class DeliveryRecords:
                 # waited for the lock goes into the same statement.
                 batch, self._open = self._open, None
                 assert batch is not None  # only this task empties it
-                await session.execute(update(Message), batch.rows)
+                await session.execute(_RECORD_OUTCOME, batch.rows)
         except BaseException as error:
             if batch is None:  # failed before taking it: the lock, or the connection
                 batch, self._open = self._open, None
@@ -88,9 +89,15 @@ class DeliveryRecords:
         batch.committed.set_result(None)
 
 
+# One UPDATE by primary key, run for every row of a batch (executemany); the SET clause is
+# the rows' other keys. Core on the table, built once: no ORM bulk machinery per batch.
+_MESSAGES = cast(Table, Message.__table__)
+_RECORD_OUTCOME = update(_MESSAGES).where(_MESSAGES.c.id == bindparam("message_id"))
+
+
 def _row(message_id: int, result: DeliveryResult) -> dict[str, object]:
     return {
-        "id": message_id,
+        "message_id": message_id,
         "delivery_status": DeliveryStatus.SENT if result.ok else DeliveryStatus.FAILED,
         "provider_message_id": result.provider_message_id,
         "delivery_error": result.error,

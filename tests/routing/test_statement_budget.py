@@ -17,11 +17,12 @@ from sqlalchemy import event
 from tests.chat_client import ChatClient
 from tests.conftest import RunningHub
 
-# accept: identity with customer, open conversation, insert, touch conversation (4; a
+# accept, from a known contact: the contact with its open conversation (one read), touch the
+# conversation, insert (3; the identity's last-seen time adds one at most once a minute; a
 # re-delivery is caught by the unique index, not looked up); the bot's read: the turn's rows,
-# recent history, the cited article (3); the reply: the turn's rows, insert, mark handled,
-# touch conversation (4); delivered (1, shared by concurrent turns: routing/delivery_records).
-STATEMENTS_PER_TURN = 13
+# recent history, the cited article (3); the answer: mark the message handled, insert, touch
+# the conversation (3); delivered (1, shared by concurrent turns: routing/delivery_records).
+STATEMENTS_PER_TURN = 10
 QUESTIONS = ["信用卡丢了怎么挂失", "how do I raise my transfer limit", "跨行转账多久能到账"]
 # The hub's timers (hub/app.py) run on their own schedule, not per message: not counted.
 TIMER_TASKS = {"kb-watch", "routing", "wallboard", "outbox"}

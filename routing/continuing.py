@@ -1,0 +1,168 @@
+"""Store a message from a contact the hub knows, in a conversation that goes on.
+
+Nearly every message is one: the same visitor, phone or account writing again, with nothing
+about who they are changing. That case costs three prebuilt Core statements (the contact and
+its open conversation in one read, the conversation touched, the message inserted) instead of
+the ORM's loads and flush, which were about a third of the event loop's CPU per turn
+(docs/benchmarks.md). Everything else — a first contact, a verification to link or lapse, a
+customer without a language yet, a bot conversation gone idle — returns None here, and the
+router takes the general path (`routing.identity.identify`, `routing.conversations`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hub.domain import (
+    Author,
+    ConversationStatus,
+    CustomerAddress,
+    DeliveryStatus,
+    Direction,
+    InboundMessage,
+    Receipt,
+)
+from hub.storage.models import Conversation, Customer, Identity, Message
+from routing.conversations import BOT_IDLE_TIMEOUT
+from routing.identity import LAST_SEEN_RESOLUTION
+
+_IDENTITIES = cast(Table, Identity.__table__)
+_CUSTOMERS = cast(Table, Customer.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+
+# The identity's newest conversation that is not closed (as routing.conversations finds it).
+_OPEN_CONVERSATION_ID = (
+    select(func.max(_CONVERSATIONS.c.id))
+    .where(
+        _CONVERSATIONS.c.identity_id == _IDENTITIES.c.id,
+        _CONVERSATIONS.c.status != ConversationStatus.CLOSED,
+    )
+    .correlate(_IDENTITIES)
+    .scalar_subquery()
+)
+_CONTACT = (
+    select(
+        _IDENTITIES.c.id,
+        _IDENTITIES.c.customer_id,
+        _IDENTITIES.c.verified,
+        _IDENTITIES.c.last_seen_at,
+        _CUSTOMERS.c.language,
+        _CUSTOMERS.c.external_id,
+        _CONVERSATIONS.c.id,
+        _CONVERSATIONS.c.status,
+        _CONVERSATIONS.c.last_message_at,
+    )
+    .join(_CUSTOMERS, _CUSTOMERS.c.id == _IDENTITIES.c.customer_id)
+    .outerjoin(_CONVERSATIONS, _CONVERSATIONS.c.id == _OPEN_CONVERSATION_ID)
+    .where(
+        _IDENTITIES.c.channel == bindparam("channel"),
+        _IDENTITIES.c.address == bindparam("address"),
+    )
+)
+_TOUCH_CONVERSATION = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(
+        last_message_at=bindparam("now", type_=_CONVERSATIONS.c.last_message_at.type),
+        verified=bindparam("identity_verified", type_=_CONVERSATIONS.c.verified.type),
+    )
+)
+_TOUCH_IDENTITY = (
+    update(_IDENTITIES)
+    .where(_IDENTITIES.c.id == bindparam("identity_id"))
+    .values(last_seen_at=bindparam("now", type_=_IDENTITIES.c.last_seen_at.type))
+)
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id)
+
+
+@dataclass(frozen=True)
+class _Contact:
+    identity_id: int
+    customer_id: int
+    verified: bool
+    last_seen_at: datetime | None
+    language: str | None
+    external_id: str | None
+    conversation_id: int | None
+    status: str | None
+    last_message_at: datetime | None
+
+
+async def continue_conversation(
+    session: AsyncSession, inbound: InboundMessage, address: CustomerAddress, now: datetime
+) -> Receipt | None:
+    """Store `inbound` in its contact's open conversation, or return None (general path).
+
+    `address` is the sender's address as identities store it (normalised).
+    """
+    row = (
+        await session.execute(_CONTACT, {"channel": address.channel, "address": address.address})
+    ).first()
+    if row is None:
+        return None  # a first contact
+    contact = _Contact(*row)
+    if not _unchanged(contact, inbound, now):
+        return None
+    assert contact.conversation_id is not None  # _unchanged checked it
+    await session.execute(
+        _TOUCH_CONVERSATION,
+        {
+            "conversation_id": contact.conversation_id,
+            "now": now,
+            "identity_verified": contact.verified,
+        },
+    )
+    last_seen = contact.last_seen_at
+    if last_seen is None or now - last_seen >= LAST_SEEN_RESOLUTION:
+        await session.execute(_TOUCH_IDENTITY, {"identity_id": contact.identity_id, "now": now})
+    message_id = (
+        await session.execute(
+            _INSERT_MESSAGE,
+            {
+                "conversation_id": contact.conversation_id,
+                "channel": inbound.address.channel,
+                "channel_message_id": inbound.channel_message_id,
+                "direction": Direction.INBOUND,
+                "author": Author.CUSTOMER,
+                "text": inbound.text,
+                "media_urls": list(inbound.media_urls),
+                "sources": [],
+                "meta": {},
+                "handoff": False,
+                "internal": False,
+                "delivery_status": DeliveryStatus.RECEIVED,
+                "created_at": inbound.received_at or now,
+            },
+        )
+    ).scalar_one()
+    return Receipt(
+        message_id=message_id,
+        conversation_id=contact.conversation_id,
+        customer_id=contact.customer_id,
+        duplicate=False,
+    )
+
+
+def _unchanged(contact: _Contact, inbound: InboundMessage, now: datetime) -> bool:
+    """Whether nothing about the contact changes with this message but its last activity."""
+    if inbound.verified is None:
+        # An anonymous sender on an identity verified earlier (an OTP that may have lapsed)
+        # takes the general path, which checks the lapse.
+        identity_as_claimed = not contact.verified
+    else:
+        # The firm's claim names the customer this identity is already verified for.
+        identity_as_claimed = (
+            contact.verified and contact.external_id == inbound.verified.customer_id
+        )
+    if not identity_as_claimed or contact.language is None:
+        return False
+    if contact.conversation_id is None or contact.last_message_at is None:
+        return False  # no open conversation: one is opened on the general path
+    idle = now - contact.last_message_at > BOT_IDLE_TIMEOUT
+    return not (contact.status == ConversationStatus.BOT and idle)
