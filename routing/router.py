@@ -15,18 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, cast
 
-from sqlalchemy import (
-    Boolean,
-    CursorResult,
-    Row,
-    Table,
-    bindparam,
-    case,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import CursorResult, Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -53,7 +42,7 @@ from hub.phones import normalise_address
 from hub.storage.database import Database
 from hub.storage.models import Conversation, ConversationEvent, Customer, Identity, Message
 from hub.tasks import BackgroundTasks
-from routing import conversations, identity, queues
+from routing import conversations, identity, queues, turn_sql
 from routing.continuing import continue_conversation
 from routing.delivery_records import DeliveryRecords
 from routing.locks import KeyedLocks
@@ -63,7 +52,6 @@ log = logging.getLogger(__name__)
 
 MAX_CHANNEL_MESSAGE_ID = 200
 SMALL_TALK = {None, "greet", "goodbye", "thanks", "affirm"}
-CONTEXT_MESSAGES = 8
 RESUME_WINDOW = timedelta(hours=1)
 
 # Said when the bot itself failed; the customer must still reach a person.
@@ -268,7 +256,7 @@ class Router:
         # A read, not a write: on SQLite a write transaction holds the hub's one writer lock,
         # and most turns only read here. Core rows: nothing read here is changed.
         async with self.database.read() as session:
-            turn = (await session.execute(_TURN, {"message_id": message_id})).first()
+            turn = (await session.execute(turn_sql.TURN, {"message_id": message_id})).first()
             if turn is None or turn.handled_at is not None:
                 return None
             if turn.status == ConversationStatus.BOT:
@@ -281,13 +269,16 @@ class Router:
                 )
         # Queued or with an agent: the agent's console shows it; the bot keeps out.
         async with self.database.write() as session:
-            await session.execute(_MARK_HANDLED, {"message_id": message_id, "now": utcnow()})
+            await session.execute(
+                turn_sql.MARK_HANDLED, {"message_id": message_id, "now": utcnow()}
+            )
         return None
 
     async def _context(self, session: AsyncSession, turn: Row[*tuple[Any, ...]]) -> CustomerContext:
-        """What the bot may know: the turn's row (`_TURN`) and the conversation so far."""
+        """What the bot may know: the turn's row (`turn_sql.TURN`) and the conversation so far."""
         history = await session.execute(
-            _HISTORY, {"conversation_id": turn.conversation_id, "before_id": turn.message_id}
+            turn_sql.HISTORY,
+            {"conversation_id": turn.conversation_id, "before_id": turn.message_id},
         )
         previous = list(reversed(list(history)))
         shown: dict[str, Source] = {}
@@ -387,8 +378,8 @@ class Router:
         """Commit a reply that hands nothing off, with the inbound message marked handled.
 
         Every answered turn ends here, so it is written with prebuilt Core statements that
-        change rows by condition instead of loading them into the ORM first (about 1 ms of
-        the event loop's CPU per turn less; docs/benchmarks.md). Same outcome as the handoff
+        change rows by condition instead of loading them into the ORM first (about 0.8 ms
+        of the event loop's CPU less per turn; docs/benchmarks.md). Same outcome as the handoff
         path below: the message is marked handled only if nothing handled it meanwhile, the
         replies are inserted, and the conversation's topic, miss count, first response and
         last message are updated from their current values.
@@ -402,7 +393,9 @@ class Router:
         async with self.database.write() as session:
             marked = cast(
                 CursorResult[Any],
-                await session.execute(_MARK_HANDLED, {"message_id": work.message_id, "now": now}),
+                await session.execute(
+                    turn_sql.MARK_HANDLED, {"message_id": work.message_id, "now": now}
+                ),
             )
             if marked.rowcount == 0:
                 return []  # processed elsewhere meanwhile (a resumed duplicate run)
@@ -421,7 +414,7 @@ class Router:
                     "delivery_status": DeliveryStatus.PENDING,
                     "created_at": now,
                 }
-                message_id = (await session.execute(_INSERT_MESSAGE, row)).scalar_one()
+                message_id = (await session.execute(turn_sql.INSERT_MESSAGE, row)).scalar_one()
                 outbound.append(
                     OutboundMessage(
                         message_id=message_id,
@@ -435,7 +428,7 @@ class Router:
                 )
             topic = reply.topic or (reply.intent if reply.intent not in SMALL_TALK else None)
             await session.execute(
-                _TOUCH_AFTER_ANSWER,
+                turn_sql.TOUCH_AFTER_ANSWER,
                 {
                     "conversation_id": conversation_id,
                     "new_topic": topic,
@@ -506,94 +499,11 @@ class Router:
         return len(rows)
 
 
-# The turn's statements are built once, here: building a statement and its cache key costs
-# SQLAlchemy about as much CPU as executing it (docs/benchmarks.md, "prebuilt statements").
-# Those a bot's answer runs are Core statements on the tables: no ORM objects are loaded or
-# flushed for an answer (the handoff path, rarer and richer, uses the ORM).
-_MESSAGE_TABLE = cast(Table, Message.__table__)
-_CONVERSATION_TABLE = cast(Table, Conversation.__table__)
-_CUSTOMER_TABLE = cast(Table, Customer.__table__)
-_IDENTITY_TABLE = cast(Table, Identity.__table__)
-_messages = _MESSAGE_TABLE.c
-_conversations = _CONVERSATION_TABLE.c
-_customers = _CUSTOMER_TABLE.c
-_identities = _IDENTITY_TABLE.c
-
-# What the bot's turn needs to know, in one row.
-_TURN = (
-    select(
-        _messages.id.label("message_id"),
-        _messages.text,
-        _messages.handled_at,
-        _conversations.id.label("conversation_id"),
-        _conversations.status,
-        _conversations.channel,
-        _conversations.language,
-        _conversations.bot_misses,
-        _conversations.topic,
-        _customers.id.label("customer_id"),
-        _customers.display_name,
-        _customers.segment,
-        _customers.external_id,
-        _identities.channel.label("identity_channel"),
-        _identities.address,
-        _identities.verified,
-    )
-    .join(_CONVERSATION_TABLE, _conversations.id == _messages.conversation_id)
-    .join(_CUSTOMER_TABLE, _customers.id == _conversations.customer_id)
-    .join(_IDENTITY_TABLE, _identities.id == _conversations.identity_id)
-    .where(_messages.id == bindparam("message_id"))
-)
-# The conversation's messages before this one, newest first (the bot's context).
-_HISTORY = (
-    select(_messages.author, _messages.text, _messages.sources)
-    .where(
-        _messages.conversation_id == bindparam("conversation_id"),
-        _messages.id < bindparam("before_id"),
-        _messages.internal.is_(False),
-    )
-    .order_by(_messages.id.desc())
-    .limit(CONTEXT_MESSAGES)
-)
-# The same four rows as ORM objects, for the handoff path that changes them.
-_TURN_ROWS = (
-    select(Message, Conversation, Customer, Identity)
-    .join(Conversation, Conversation.id == Message.conversation_id)
-    .join(Customer, Customer.id == Conversation.customer_id)
-    .join(Identity, Identity.id == Conversation.identity_id)
-    .where(Message.id == bindparam("message_id"))
-)
-_MARK_HANDLED = (
-    update(_MESSAGE_TABLE)
-    .where(_messages.id == bindparam("message_id"), _messages.handled_at.is_(None))
-    .values(handled_at=bindparam("now", type_=_messages.handled_at.type))
-)
-_INSERT_MESSAGE = insert(_MESSAGE_TABLE).returning(_messages.id)
-_TOUCH_AFTER_ANSWER = (
-    update(_CONVERSATION_TABLE)
-    .where(_conversations.id == bindparam("conversation_id"))
-    .values(
-        # A NULL parameter keeps the column as it is.
-        topic=func.coalesce(
-            bindparam("new_topic", type_=_conversations.topic.type), _conversations.topic
-        ),
-        bot_misses=case(
-            (bindparam("missed", type_=Boolean), _conversations.bot_misses + 1), else_=0
-        ),
-        first_response_at=func.coalesce(
-            _conversations.first_response_at,
-            bindparam("answered_at", type_=_conversations.first_response_at.type),
-        ),
-        last_message_at=bindparam("now", type_=_conversations.last_message_at.type),
-    )
-)
-
-
 async def _turn_rows(
     session: AsyncSession, message_id: int
 ) -> tuple[Message, Conversation, Customer, Identity] | None:
     """The message with its conversation, customer and identity, in one query."""
-    row = (await session.execute(_TURN_ROWS, {"message_id": message_id})).first()
+    row = (await session.execute(turn_sql.TURN_ROWS, {"message_id": message_id})).first()
     if row is None:
         return None
     return row[0], row[1], row[2], row[3]
