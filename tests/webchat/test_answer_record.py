@@ -12,17 +12,11 @@ from sqlalchemy import select
 
 from bots.base import BotReply
 from hub.domain import CustomerAddress, CustomerContext
-from hub.storage.models import Conversation, Message
+from hub.storage.models import Message
 from routing.router import _Work
 from tests.chat_client import ChatClient
 from tests.conftest import RunningHub
-
-
-async def _conversation(hub: RunningHub, conversation_id: int) -> Conversation:
-    async with hub.hub.database.read() as session:
-        conversation = await session.get(Conversation, conversation_id)
-    assert conversation is not None
-    return conversation
+from tests.console.routing_helpers import conversation
 
 
 async def _messages(hub: RunningHub, conversation_id: int) -> list[Message]:
@@ -41,7 +35,7 @@ async def test_an_answer_is_recorded_with_the_conversation_facts(
     try:
         (answer,) = await client.ask("信用卡丢了怎么挂失")
         conversation_id = answer["conversation_id"]
-        first = await _conversation(hub, conversation_id)
+        first = await conversation(hub, conversation_id)
         question, stored = await _messages(hub, conversation_id)
 
         assert question.author == "customer" and question.handled_at is not None
@@ -59,14 +53,14 @@ async def test_an_answer_is_recorded_with_the_conversation_facts(
         # A miss (off-topic, not yet a handoff) counts; the first response stays the first.
         (miss,) = await client.ask("tell me a joke")
         assert miss["author"] == "bot" and not miss["handoff"] and not miss["sources"]
-        missed = await _conversation(hub, conversation_id)
+        missed = await conversation(hub, conversation_id)
         assert missed.bot_misses == 1
         assert missed.first_response_at == first.first_response_at
         assert missed.last_message_at > first.last_message_at
 
         # An answer again resets the count, and a reply without a topic keeps the old one.
         await client.ask("跨行转账多久能到账")
-        answered = await _conversation(hub, conversation_id)
+        answered = await conversation(hub, conversation_id)
         assert answered.bot_misses == 0 and answered.topic not in (None, "out_of_scope")
         assert all(
             m.handled_at is not None
@@ -109,5 +103,5 @@ async def test_an_answer_to_a_message_handled_meanwhile_is_not_stored(
     assert [m.author for m in stored] == ["customer", "bot"]
     assert stored[0].handled_at == question.handled_at
     assert (
-        await _conversation(hub, conversation_id)
+        await conversation(hub, conversation_id)
     ).bot_misses == 0  # the late miss is not counted

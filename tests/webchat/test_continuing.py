@@ -19,17 +19,11 @@ from hub.storage.models import Conversation, Customer, Identity, Message
 from routing.conversations import BOT_IDLE_TIMEOUT
 from tests.chat_client import ChatClient
 from tests.conftest import IDENTITY_SECRET, RunningHub
-
-
-async def _conversation(hub: RunningHub, conversation_id: int) -> Conversation:
-    async with hub.hub.database.read() as session:
-        conversation = await session.get(Conversation, conversation_id)
-    assert conversation is not None
-    return conversation
+from tests.console.routing_helpers import conversation as read_conversation
 
 
 async def _identity(hub: RunningHub, conversation_id: int) -> Identity:
-    conversation = await _conversation(hub, conversation_id)
+    conversation = await read_conversation(hub, conversation_id)
     async with hub.hub.database.read() as session:
         identity = await session.get(Identity, conversation.identity_id)
     assert identity is not None
@@ -49,7 +43,7 @@ async def test_a_known_visitor_goes_on_in_their_conversation(
     finally:
         await client.close()
     assert first["conversation_id"] == second["conversation_id"]
-    conversation = await _conversation(hub, second["conversation_id"])
+    conversation = await read_conversation(hub, second["conversation_id"])
     async with hub.hub.database.read() as session:
         message = await session.get(Message, second["id"])
         conversations = await session.scalar(
@@ -75,7 +69,7 @@ async def test_a_verified_customer_goes_on_verified(running_hub_any_db: RunningH
     finally:
         await client.close()
     assert first["conversation_id"] == second["conversation_id"]
-    conversation = await _conversation(hub, second["conversation_id"])
+    conversation = await read_conversation(hub, second["conversation_id"])
     identity = await _identity(hub, second["conversation_id"])
     async with hub.hub.database.read() as session:
         customer = await session.get(Customer, conversation.customer_id)
@@ -102,8 +96,8 @@ async def test_an_idle_bot_conversation_closes_and_the_next_message_opens_one(
     finally:
         await client.close()
     assert second["conversation_id"] != first["conversation_id"]
-    old = await _conversation(hub, first["conversation_id"])
-    new = await _conversation(hub, second["conversation_id"])
+    old = await read_conversation(hub, first["conversation_id"])
+    new = await read_conversation(hub, second["conversation_id"])
     assert old.status == "closed" and old.resolution == "bot_idle" and old.closed_at is not None
     assert new.status == "bot" and new.identity_id == old.identity_id
 
