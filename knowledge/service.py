@@ -32,7 +32,8 @@ Progress = Callable[[int, int], None]
 
 
 # Built once: the bot reads the article it quotes on every answer, and building a statement
-# costs SQLAlchemy about as much CPU as running it (docs/benchmarks.md, "prebuilt statements").
+# costs SQLAlchemy about as much CPU as running it (docs/benchmarks.md, "the answered turn
+# without the ORM").
 _ARTICLE = select(KbArticle).where(KbArticle.id == bindparam("article_id"))
 
 

@@ -52,7 +52,7 @@ async def open_or_continue(
     return conversation
 
 
-# Built once: every message runs it (see routing/identity.py, _IDENTITY_AND_CUSTOMER).
+# Built once, as routing/identity.py's _IDENTITY_AND_CUSTOMER: the general path runs it.
 _CURRENT_CONVERSATION = (
     select(Conversation)
     .where(

@@ -91,8 +91,9 @@ async def identify(
     return customer, identity
 
 
-# Built once: every message runs it, and building a statement (with its cache key) costs
-# SQLAlchemy about as much CPU as executing it (docs/benchmarks.md, "prebuilt statements").
+# Built once: the general path runs it for every message `routing/continuing.py` does not
+# take, and building a statement (with its cache key) costs SQLAlchemy about as much CPU as
+# executing it (docs/benchmarks.md, "the answered turn without the ORM").
 _IDENTITY_AND_CUSTOMER = (
     select(Identity, Customer)
     .join(Customer, Customer.id == Identity.customer_id)
@@ -103,7 +104,7 @@ _IDENTITY_AND_CUSTOMER = (
 async def _identity_and_customer(
     session: AsyncSession, address: CustomerAddress
 ) -> tuple[Identity | None, Customer | None]:
-    """The identity stored for `address` with its customer, in one query (every message)."""
+    """The identity stored for `address` with its customer, in one query."""
     parameters = {"channel": address.channel, "address": address.address}
     row = (await session.execute(_IDENTITY_AND_CUSTOMER, parameters)).first()
     return (row[0], row[1]) if row is not None else (None, None)
