@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bots.intents import IntentClassifier, segment_spans
+from bots.intents import IntentClassifier, embed_features, segment_spans
 from bots.project import RasaProject, load_nlu
 from knowledge.embedding import Embedder
 from tests.bots.conftest import HOLDOUT
@@ -136,3 +136,31 @@ def test_kb_dev_queries_read_as_finance_questions(classifier: IntentClassifier) 
     print(f"\nKB dev queries read as finance questions: {finance:.3f} of {len(intents)}")
     print(f"  by intent: {dict(Counter(intents))}")
     assert finance >= 0.95
+
+
+def test_the_plain_array_scorer_matches_sklearn(classifier: IntentClassifier) -> None:
+    # The hot path scores with the weights read out of sklearn's model; it must give sklearn's
+    # own probabilities (to float32 rounding: sklearn keeps the features' dtype) on real message
+    # features and on arbitrary rows alike.
+    texts = ["信用卡年费怎么减免", "hi", "转人工", "how do I raise my transfer limit", "谢谢 再见"]
+    real = embed_features(classifier._embedders, texts)
+    noise = np.random.default_rng(7).normal(size=(50, real.shape[1])).astype(np.float32)
+    for rows in (real, noise):
+        expected = classifier._model.predict_proba(rows)
+        got = classifier._scorer.predict_proba(rows)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
+        assert (got.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_two_intents_are_scored_like_sklearn() -> None:
+    # sklearn fits a single score for two classes and calibrates it as the pair (-d, d).
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(40, 8)).astype(np.float32)
+    labels = ["greet" if row[0] > 0 else "goodbye" for row in features]
+    two = IntentClassifier.fit(features, labels, [])
+    probe = rng.normal(size=(20, 8)).astype(np.float32)
+    np.testing.assert_allclose(
+        two._scorer.predict_proba(probe), two._model.predict_proba(probe), rtol=1e-4, atol=1e-7
+    )
+    assert set(two.labels) == {"greet", "goodbye"}
