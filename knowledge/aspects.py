@@ -5,7 +5,7 @@ for them in articles, and says which asked aspects an article leaves unanswered.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -61,6 +61,27 @@ FIGURES: dict[str, re.Pattern[str]] = {
         r"|\d\s*(?:am|pm)(?![a-z])"
     ),
 }
+# Where an article's statements end: a figure and an aspect named in one of them belong together.
+_SENTENCE_END = re.compile(r"[。！？!?\n]+|\.(?:\s+|$)")
+_CLAUSE_END = re.compile(r"[；;]+")
+_LIST_HEAD = re.compile(r"^[^：:]{1,40}[：:]")
+# The figure aspects that ask for an amount ("how much", "how much money"), not a time.
+_AMOUNTS = frozenset({"#number", "#money"})
+
+
+def _statements(text: str) -> Iterator[str]:
+    """The article's sentences, cut again at semicolons; a list's items keep the list's head.
+
+    "贷款期限最长6年；宽限期内只还利息" are two statements (the 6 is no interest rate), while in
+    "年费标准如下：普通卡免年费；金卡每年10元" each item still belongs to "年费标准".
+    """
+    for sentence in _SENTENCE_END.split(text):
+        head = _LIST_HEAD.match(sentence)
+        prefix = head.group(0) if head else ""
+        for clause in _CLAUSE_END.split(sentence[len(prefix) :]):
+            yield prefix + clause
+
+
 # English inflections a word also matches (refund → refunds, refunded; cancel → cancelled).
 _INFLECTION = r"(?:s|es|d|ed|led|ing|ling)?"
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -114,6 +135,9 @@ class ArticleAspects:
 
     named: frozenset[str]
     figures: frozenset[str]
+    # (aspect, figure kind) named and quoted in one statement: the article states THAT aspect's
+    # figure ("年费每年10元"), not some figure of something else next to a mention of it.
+    stated: frozenset[tuple[str, str]] = frozenset()
 
 
 class AspectLexicon:
@@ -175,7 +199,13 @@ class AspectLexicon:
         """What a normalised article text addresses."""
         named = frozenset(a.name for a in self.aspects.values() if a.addressed_by(text))
         figures = frozenset(kind for kind, pattern in FIGURES.items() if pattern.search(text))
-        return ArticleAspects(named, figures)
+        priced = [(a, q) for name in named if (q := (a := self.aspects[name]).quantity)]
+        stated: set[tuple[str, str]] = set()
+        for sentence in _statements(text) if priced else ():
+            for aspect, quantity in priced:
+                if FIGURES[quantity].search(sentence) and aspect.addressed_by(sentence):
+                    stated.add((aspect.name, quantity))
+        return ArticleAspects(named, figures, frozenset(stated))
 
     def unanswered(self, asked: Iterable[str], article: ArticleAspects) -> tuple[str, ...]:
         """The asked aspects the article does not address, sorted by name.
@@ -183,10 +213,14 @@ class AspectLexicon:
         A figure-answered aspect (how much, when) needs a figure of its kind. When the question
         also asks about an aspect with a quantity (a fee, an interest rate, a limit), "how much"
         needs that quantity, not just any number: 金价今天多少一克 is not answered by
-        "最低1克起购", 助学贷款利率是多少 not by "每年最高2万元".
+        "最低1克起购", 助学贷款利率是多少 not by "每年最高2万元". And the quantity must be
+        stated for that aspect, in a statement that names it (`_statements`): 留学贷款利率是多少
+        is not answered by an article that mentions 利息 in one statement and a loan-to-cost 80%
+        in another.
         """
         wanted = [self.aspects[name] for name in asked if name in self.aspects]
-        quantities = sorted({a.quantity for a in wanted if a.quantity not in (None, "#number")})
+        priced = [a for a in wanted if a.quantity is not None]
+        quantities = sorted({q for a in priced if (q := a.quantity) and q != "#number"})
         missing = []
         for aspect in wanted:
             if aspect.name in article.named:
@@ -194,8 +228,12 @@ class AspectLexicon:
             figures: tuple[str, ...] = aspect.answered_by_figures
             if "#number" in figures and quantities:
                 figures = tuple(quantities)
-            # Several quantities (a fee AND a rate) must each be quoted.
-            if not figures or not all(f in article.figures for f in figures):
+            # Several quantities (a fee AND a rate) must each be quoted, each in a statement
+            # about its own aspect.
+            quoted = bool(figures) and all(f in article.figures for f in figures)
+            if set(aspect.answered_by_figures) & _AMOUNTS:
+                quoted = quoted and all((a.name, a.quantity) in article.stated for a in priced)
+            if not quoted:
                 missing.append(aspect.name)
         return tuple(sorted(missing))
 

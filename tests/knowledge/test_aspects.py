@@ -70,6 +70,38 @@ def test_how_much_interest_needs_a_rate_not_a_loan_amount(analyzer: Analyzer) ->
     assert unanswered(analyzer, "利率是多少", "利率以网点公示为准。") == ()
 
 
+def test_the_figure_must_be_stated_for_the_aspect_asked(analyzer: Analyzer) -> None:
+    # The article mentions interest and quotes a percentage, but the 80 % is a share of the
+    # study costs, in another statement: it says nothing about the loan's rate.
+    study_loan = "留学贷款最高为学费和生活费总额的80%；宽限期内只还利息、不还本金。"
+    assert unanswered(analyzer, "留学贷款现在的利率是多少", study_loan) == ("amount",)
+    assert unanswered(analyzer, "留学贷款最多能贷多少", study_loan) == ()
+    # Amounts of money that are benefits, next to a premium paid over a number of years.
+    care = (
+        "You choose the monthly benefit at purchase, from RMB 2,000 to RMB 10,000. "
+        "Premiums are paid over 10, 15 or 20 years."
+    )
+    assert "fee" in asked(analyzer, "长期护理险一年保费大概要多少钱")
+    assert unanswered(analyzer, "长期护理险一年保费大概要多少钱", care) != ()
+    assert (
+        unanswered(
+            analyzer, "长期护理险一年保费大概要多少钱", care + " Premiums start at RMB 900 a year."
+        )
+        == ()
+    )
+    # The items of a list belong to its head: each card's fee is stated under "年费标准".
+    fees = (
+        "借记卡年费标准如下：普通卡免年费；金卡每年10元，日均资产达到5万元免收；白金卡每年100元。"
+    )
+    assert unanswered(analyzer, "金卡年费多少钱", fees) == ()
+    assert unanswered(analyzer, "白金卡年费是多少", fees) == ()
+    # English: "capped at" states a limit.
+    cash = (
+        "Overseas cash withdrawals are capped at the equivalent of RMB 100,000 per card per year."
+    )
+    assert unanswered(analyzer, "在国外一年最多能取多少现金", cash) == ()
+
+
 def test_time_questions_need_a_time_expression(analyzer: Analyzer) -> None:
     assert unanswered(analyzer, "多久能到账", "转账需要输入验证码。") == ("time",)
     assert unanswered(analyzer, "多久能到账", "一般T+1个工作日到账。") == ()
