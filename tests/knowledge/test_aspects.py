@@ -102,6 +102,17 @@ def test_the_figure_must_be_stated_for_the_aspect_asked(analyzer: Analyzer) -> N
     assert unanswered(analyzer, "在国外一年最多能取多少现金", cash) == ()
 
 
+def test_reminders_and_colloquial_refunds(analyzer: Analyzer) -> None:
+    renewal = "Time deposits renew automatically at maturity for the same term at the new rate."
+    question = "Will you send me a reminder before my time deposit renews?"
+    assert unanswered(analyzer, question, renewal) == ("notify",)
+    assert unanswered(analyzer, question, renewal + " We send you an SMS 7 days before.") == ()
+    # 退回来 is one word to the segmenter: it still asks for a refund.
+    fee = "金卡年费每年10元，于开卡周年月的次月扣收。"
+    assert unanswered(analyzer, "年费已经扣了能退回来吗", fee) == ("refund",)
+    assert unanswered(analyzer, "年费已经扣了能退回来吗", fee + "误扣的年费可申请退还。") == ()
+
+
 def test_time_questions_need_a_time_expression(analyzer: Analyzer) -> None:
     assert unanswered(analyzer, "多久能到账", "转账需要输入验证码。") == ("time",)
     assert unanswered(analyzer, "多久能到账", "一般T+1个工作日到账。") == ()
