@@ -113,6 +113,29 @@ def test_reminders_and_colloquial_refunds(analyzer: Analyzer) -> None:
     assert unanswered(analyzer, "年费已经扣了能退回来吗", fee + "误扣的年费可申请退还。") == ()
 
 
+def test_weekends_discounts_mistakes_renewals_and_coming_in(analyzer: Analyzer) -> None:
+    home_visit = "行动不便的客户可申请上门服务，网点审核通过后3个工作日内安排工作人员上门。"
+    assert unanswered(analyzer, "上门服务周末能预约吗", home_visit) == ("weekend",)
+    transfers = "银证转账服务时间为交易日8:30-16:00，非交易日不能办理银证转账。"
+    assert unanswered(analyzer, "周末能银证转帐吗", transfers) == ()
+    # A trip on holiday is no question about the bank's closing days.
+    assert "weekend" not in asked(analyzer, "lost my luggage on holiday, can I claim")
+    fees = "固定管理费年费率一般为0.1%至0.5%，按日计提，已在产品净值中扣除。"
+    assert unanswered(analyzer, "理财产品的管理费能打折吗", fees) == ("discount",)
+    assert unanswered(analyzer, "理财产品的管理费能打折吗", fees + "持有满一年费率优惠五折。") == ()
+    by_phone = "转账时只需输入对方手机号，系统会显示收款人姓名的部分字符，请核对后再确认。"
+    assert unanswered(analyzer, "手机号转账转错人了钱能要回来吗", by_phone) == ("mistaken",)
+    savings = "存本取息起存金额为5000元，存期分为一年、三年、五年三档，利息可按月支取。"
+    assert unanswered(analyzer, "存本取息到期了没去取会自动转存吗", savings) == ("renewal",)
+    assert unanswered(analyzer, "到期会自动转存吗", savings + "到期未支取的自动转存一年。") == ()
+    leaving = "个人出境携带外币现钞超过等值5000美元的，须申领携带证。"
+    assert unanswered(analyzer, "从国外回来入境带外币现金要申报吗", leaving) == ("inbound",)
+    # "entering a PIN" is not entering the country.
+    assert "inbound" not in asked(
+        analyzer, "Up to what amount can I tap my card without entering a PIN?"
+    )
+
+
 def test_time_questions_need_a_time_expression(analyzer: Analyzer) -> None:
     assert unanswered(analyzer, "多久能到账", "转账需要输入验证码。") == ("time",)
     assert unanswered(analyzer, "多久能到账", "一般T+1个工作日到账。") == ()

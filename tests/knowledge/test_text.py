@@ -61,6 +61,17 @@ def test_entity_coverage_tells_car_loan_from_mortgage() -> None:
     assert lexicon.covers(car_loan.concepts, entity)
 
 
+def test_a_phone_screen_policy_does_not_cover_a_tablet() -> None:
+    analyzer = Analyzer()
+    lexicon = finance_lexicon()
+    query = analyzer.analyze_query("平板电脑能不能买碎屏险")
+    phone = analyzer.analyze_document("手机碎屏险 为手机屏幕意外碎裂提供一次免费换屏")
+    tablet = analyzer.analyze_document("平板碎屏险 iPad等平板电脑屏幕意外碎裂可换屏")
+    (entity,) = query.entities
+    assert not lexicon.covers(phone.concepts, entity)
+    assert lexicon.covers(tablet.concepts, entity)
+
+
 def test_a_narrower_entity_in_the_article_covers_the_broader_one_in_the_query() -> None:
     analyzer = Analyzer()
     lexicon = finance_lexicon()
