@@ -6,7 +6,9 @@ customers, 20 messages/s in total), the embedding models alone measured in the s
 (the hub's bot must reach ≥ 80% of their messages/s), and a bare python-socketio echo
 server as the transport baseline. Each closed-loop row also prints the server's CPU time
 per message (all its threads, from /proc), next to the models' CPU per message alone: the
-difference is the hub's own work.
+difference is the hub's own work. It is split into the event loop (`loop`: Socket.IO, the
+router, the database calls' loop side) and all other threads (`threads`: the bot, the models,
+the KB search, the database driver).
 
     ./dev bench webchat [--messages 400] [--keep DIR] [--start-timeout 900]
 """
@@ -81,6 +83,18 @@ def process_cpu_seconds(pid: int) -> float | None:
     except OSError:
         return None
     # After the command name: utime and stime are the 12th and 13th fields, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def loop_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process's main thread, which runs the hub's event loop; None off Linux.
+
+    Python 3.11 does not name its threads for the OS, so the pool threads (bot, models, KB
+    search) and the database driver's threads are told apart only as "not the loop"."""
+    try:
+        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -166,13 +180,19 @@ async def closed_loop(
             latencies.append(latency)
 
     cpu_before = process_cpu_seconds(server_pid) if server_pid else None
+    loop_before = loop_cpu_seconds(server_pid) if server_pid else None
     started = time.perf_counter()
     await asyncio.gather(*(run(slot, i) for i, slot in enumerate(slots)))
     elapsed = time.perf_counter() - started
     cpu_after = process_cpu_seconds(server_pid) if server_pid else None
+    loop_after = loop_cpu_seconds(server_pid) if server_pid else None
     line = summary(label, latencies, elapsed)
     if cpu_before is not None and cpu_after is not None:
         line += f"  server CPU {(cpu_after - cpu_before) / len(latencies) * 1000:5.1f} ms/msg"
+        if loop_before is not None and loop_after is not None:
+            loop_ms = (loop_after - loop_before) / len(latencies) * 1000
+            other_ms = (cpu_after - cpu_before) / len(latencies) * 1000 - loop_ms
+            line += f" (loop {loop_ms:.1f}, threads {other_ms:.1f})"
     print(line, flush=True)
     await asyncio.gather(*(c.close() for c in everyone))
     return len(latencies) / elapsed
