@@ -51,3 +51,21 @@ def test_pinyin_queries_find_their_article_in_kbs_the_lexicon_does_not_know(
         pinyin = evaluate(engine, [q for q in queries if q.tag == "pinyin"]).overall
         assert pinyin.recall_at_1 >= 0.85, name
         assert pinyin.gate_precision >= 0.9, name
+
+
+def test_sets_written_blind_keep_the_retrieval_and_precision_targets(
+    embedders: list[Embedder],
+) -> None:
+    # Blind4-6 were each written by a helper who never saw the engine, and run once before
+    # anything was changed for them (docs/knowledge-search.md). Their near-misses are still
+    # answered too often, but what the bot does answer must stay right and findable, and
+    # off-domain chatter is never answered.
+    data = Path(__file__).resolve().parents[1] / "data"
+    for name in ("kb-blind4.jsonl", "kb-blind5.jsonl", "kb-blind6.jsonl"):
+        docs, queries = load_eval_file(data / name)
+        engine = SearchEngine(embedders, None)
+        engine.sync(docs)
+        report = evaluate(engine, queries)
+        assert report.overall.recall_at_1 >= 0.90, name
+        assert report.overall.gate_precision >= 0.95, name
+        assert report.by_tag["neg-ood"].false_answer_rate == 0.0, name  # weather, recipes …
