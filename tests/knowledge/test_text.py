@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from knowledge.text import Analyzer, chunk_body, detect_lang, finance_lexicon, normalize
 
 
@@ -50,26 +52,30 @@ def test_synonyms_map_chinese_and_english_to_one_concept() -> None:
     assert "@借记卡" in zh.terms
 
 
-def test_entity_coverage_tells_car_loan_from_mortgage() -> None:
+@pytest.mark.parametrize(
+    ("question", "other_product", "its_product"),
+    [
+        (
+            "你们的车贷利率是多少",
+            "房贷利率调整说明 个人住房贷款利率按LPR调整",
+            "汽车贷款申请条件与利率",
+        ),
+        (
+            "平板电脑能不能买碎屏险",
+            "手机碎屏险 为手机屏幕意外碎裂提供一次免费换屏",
+            "平板碎屏险 iPad等平板电脑屏幕意外碎裂可换屏",
+        ),
+    ],
+)
+def test_entity_coverage_tells_one_product_from_its_neighbour(
+    question: str, other_product: str, its_product: str
+) -> None:
+    # A car loan is not a mortgage; a tablet is not the phone a screen policy covers.
     analyzer = Analyzer()
     lexicon = finance_lexicon()
-    query = analyzer.analyze_query("你们的车贷利率是多少")
-    mortgage = analyzer.analyze_document("房贷利率调整说明 个人住房贷款利率按LPR调整")
-    car_loan = analyzer.analyze_document("汽车贷款申请条件与利率")
-    (entity,) = query.entities
-    assert not lexicon.covers(mortgage.concepts, entity)
-    assert lexicon.covers(car_loan.concepts, entity)
-
-
-def test_a_phone_screen_policy_does_not_cover_a_tablet() -> None:
-    analyzer = Analyzer()
-    lexicon = finance_lexicon()
-    query = analyzer.analyze_query("平板电脑能不能买碎屏险")
-    phone = analyzer.analyze_document("手机碎屏险 为手机屏幕意外碎裂提供一次免费换屏")
-    tablet = analyzer.analyze_document("平板碎屏险 iPad等平板电脑屏幕意外碎裂可换屏")
-    (entity,) = query.entities
-    assert not lexicon.covers(phone.concepts, entity)
-    assert lexicon.covers(tablet.concepts, entity)
+    (entity,) = analyzer.analyze_query(question).entities
+    assert not lexicon.covers(analyzer.analyze_document(other_product).concepts, entity)
+    assert lexicon.covers(analyzer.analyze_document(its_product).concepts, entity)
 
 
 def test_a_narrower_entity_in_the_article_covers_the_broader_one_in_the_query() -> None:
