@@ -9,8 +9,11 @@ Prints messages/s and CPU per message, on two threads (the hub's model threads),
    shared as in a real turn.
 
 The ratio of (2) to (1) is the ceiling of the web-chat target ("bot-answered messages/s ≥ 80%
-of the embedding models alone"): a hub whose router, database and Socket.IO cost nothing
-would reach it, and every millisecond of the hub's own work per message comes off it.
+of the embedding models alone") for a hub that embeds each question alone: a hub whose router,
+database and Socket.IO cost nothing would reach it, and every millisecond of the hub's own
+work per message comes off it. Under load the hub embeds concurrent customers' questions
+together (knowledge/query_batching.py), which lowers the models' own cost per message; this
+bench leaves that out, so the hub's own work stays visible.
 
     ./dev bench bot_ceiling [--keep DIR] [--seconds 10] [--rounds 3]
 """

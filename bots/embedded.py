@@ -33,6 +33,7 @@ from knowledge.embedding import (
     SharedQueryEmbedder,
     shared_query_vectors,
 )
+from knowledge.query_batching import QueryBatcher
 from knowledge.service import KnowledgeBase
 from knowledge.types import ArticleDoc, SearchResult
 
@@ -101,6 +102,7 @@ class EmbeddedBot:
         executor: Executor,
         cache_dir: Path | None,
         project_dir: Path = RASA_DIR,
+        model_workers: int = 2,
     ) -> None:
         if not embedders:
             raise ValueError("EmbeddedBot needs the hub's embedders")
@@ -114,6 +116,8 @@ class EmbeddedBot:
         # Long articles are quoted by their sentences closest to the question: the query
         # vector is the turn's, the sentences' vectors are kept across turns.
         self._excerpts = SharedQueryEmbedder(self._embedders[0], PassageCache())
+        # Concurrent turns' questions share model calls (knowledge/query_batching.py).
+        self.questions = QueryBatcher(self._embedders, executor, workers=model_workers)
 
     async def warm_up(self) -> None:
         """Load the Rasa project and train the intent classifier (idempotent)."""
@@ -131,6 +135,8 @@ class EmbeddedBot:
         language = _language(clean, context.language)
         if not _WORD.search(clean):  # empty, emoji or punctuation only: nothing to act on
             return self._say(brain, language, (replies.ASK_HOW_CAN_HELP,))
+        # The models see this turn's texts together with other customers' (one call for all).
+        await self.questions.prefill(brain.classifier.texts_read(clean))
         reading = await self._run(brain.classifier.read, clean)
         turn = _Turn(clean, language, context, reading)
         reply = await self._decide(brain, turn)

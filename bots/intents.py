@@ -142,13 +142,18 @@ class IntentClassifier:
             out.append(IntentPrediction(ranking[0][0], ranking[0][1], ranking))
         return out
 
+    def texts_read(self, text: str) -> list[str]:
+        """The texts `read(text)` embeds (a partly chit-chat message may add one more)."""
+        return [normalize(t) for t in _pieces(text)]
+
     def read(self, text: str) -> Reading:
         """Classify a message and separate its chit-chat from its content (blocking)."""
-        spans = segment_spans(text)
-        if len(spans) < 2 or len(spans) > MAX_SEGMENTS:
+        pieces = _pieces(text)
+        if len(pieces) == 1:
             (whole,) = self.predict([text])
             return Reading(text, "" if _is_chitchat(whole) else text, whole, whole)
-        whole, *parts = self.predict([text, *(text[a:b] for a, b in spans)])
+        spans = segment_spans(text)
+        whole, *parts = self.predict(pieces)
         substantive = [i for i, p in enumerate(parts) if not _is_chitchat(p)]
         if not substantive:  # "thanks, bye": answer the last thing said
             return Reading(text, "", whole, parts[-1])
@@ -194,6 +199,14 @@ class TemperatureScaledLinear:
         np.exp(logits, out=logits)
         logits /= logits.sum(axis=1, keepdims=True)
         return logits
+
+
+def _pieces(text: str) -> list[str]:
+    """The message, then its clause-like pieces when it has a few (a lone clause: none)."""
+    spans = segment_spans(text)
+    if len(spans) < 2 or len(spans) > MAX_SEGMENTS:
+        return [text]
+    return [text, *(text[a:b] for a, b in spans)]
 
 
 def _is_chitchat(prediction: IntentPrediction) -> bool:

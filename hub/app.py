@@ -108,7 +108,11 @@ def create_app(settings: Settings, embedders: Sequence[Embedder] | None = None) 
     )
     kb = KnowledgeBase(database, SearchEngine(models, settings.index_dir), executor)
     bot = EmbeddedBot(
-        kb=kb, embedders=models, executor=executor, cache_dir=settings.data_dir / "cache"
+        kb=kb,
+        embedders=models,
+        executor=executor,
+        cache_dir=settings.data_dir / "cache",
+        model_workers=CPU_THREADS,
     )
     sio = socketio.AsyncServer(
         async_mode="aiohttp",

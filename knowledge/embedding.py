@@ -24,6 +24,9 @@ from threadpoolctl import threadpool_limits
 # Concurrency comes from the executor's threads instead. SERVICEHUB_EMBED_THREADS overrides it.
 DEFAULT_THREADS = int(os.environ.get("SERVICEHUB_EMBED_THREADS", "1"))
 BATCH_THREADS = os.cpu_count() or 1
+# Up to this many texts are customers' questions (one turn's, or concurrent turns'), embedded
+# on the calling thread like a single text; bigger batches are index builds.
+QUESTION_BATCH = 16
 
 
 @runtime_checkable
@@ -75,8 +78,12 @@ class E5Embedder:
         # The engine mallocs its scratch per call, so concurrent calls on one handle are safe.
         if len(texts) == 1:
             return _normalised(model.encode(texts[0], is_query), self.dim)
-        # Batches (index builds) parallelise across texts on every core. The OpenMP team size
-        # is a per-thread setting, so this does not touch concurrent single-query searches.
+        if len(texts) <= QUESTION_BATCH:
+            # Concurrent customers' questions (knowledge/query_batching.py): the executor's
+            # threads already keep every core busy, so the team size of a single text.
+            return _normalised(model.encode(list(texts), is_query), self.dim)
+        # Big batches (index builds) parallelise across texts on every core. The OpenMP team
+        # size is a per-thread setting, so this does not touch concurrent single-query searches.
         with threadpool_limits(limits=BATCH_THREADS, user_api="openmp"):
             return _normalised(model.encode(list(texts), is_query), self.dim)
 
@@ -187,8 +194,8 @@ class SentenceTransformerEmbedder:
 _turn_vectors: ContextVar[dict[tuple[str, str], np.ndarray] | None] = ContextVar(
     "servicehub_turn_vectors", default=None
 )
-# Batches larger than a turn's few segments (training, index builds) bypass the scope.
-MAX_SHARED_BATCH = 16
+# Batches larger than questions (training, index builds) bypass the scope.
+MAX_SHARED_BATCH = QUESTION_BATCH
 
 
 @contextmanager
@@ -199,6 +206,31 @@ def shared_query_vectors() -> Iterator[None]:
         yield
     finally:
         _turn_vectors.reset(token)
+
+
+def unshared_texts(embedders: Sequence[Embedder], texts: Sequence[str]) -> list[str]:
+    """The texts (once each) that some model has not embedded in this turn's scope yet.
+
+    Empty outside a scope: there is nowhere to keep vectors made in advance.
+    """
+    shared = _turn_vectors.get()
+    if shared is None:
+        return []
+    return [
+        text
+        for text in dict.fromkeys(texts)
+        if any((embedder.name, text) not in shared for embedder in embedders)
+    ]
+
+
+def store_shared_query_vectors(
+    embedders: Sequence[Embedder], text: str, vectors: Sequence[np.ndarray]
+) -> None:
+    """Keep each model's vector of `text` in this turn's scope (one vector per embedder)."""
+    shared = _turn_vectors.get()
+    if shared is not None:
+        for embedder, vector in zip(embedders, vectors, strict=True):
+            shared[(embedder.name, text)] = vector
 
 
 def embed_queries_shared(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:

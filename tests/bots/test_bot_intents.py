@@ -11,7 +11,12 @@ import numpy as np
 
 from bots.intents import IntentClassifier, embed_features, segment_spans
 from bots.project import RasaProject, load_nlu
-from knowledge.embedding import Embedder
+from knowledge.embedding import (
+    Embedder,
+    SharedQueryEmbedder,
+    shared_query_vectors,
+    store_shared_query_vectors,
+)
 from tests.bots.conftest import HOLDOUT
 from tests.conftest import SHARED_KB
 
@@ -74,6 +79,32 @@ def test_reading_sets_chitchat_aside(classifier: IntentClassifier) -> None:
 
     plain = classifier.read("转账限额是多少")
     assert plain.content == "转账限额是多少" and plain.prediction is plain.whole
+
+
+def test_texts_read_are_all_that_reading_a_message_embeds(
+    project: RasaProject, embedders: list[Embedder], intent_cache: Path
+) -> None:
+    """What the bot embeds ahead, batched with other customers (bots/embedded.py), is all
+    that `read` needs: it makes no model call of its own for these messages."""
+    counting = [CountingEmbedder(e) for e in embedders]
+    classifier = IntentClassifier.train(
+        project.examples, [SharedQueryEmbedder(c) for c in counting], intent_cache
+    )
+    for message in ("转账限额是多少", "hi. what is the fee?   谢谢", "好的，谢谢，再见"):
+        with shared_query_vectors():
+            texts = classifier.texts_read(message)
+            for model, inner in zip(counting, embedders, strict=True):
+                for text in texts:
+                    store_shared_query_vectors([model], text, list(inner.embed_queries([text])))
+            before = [c.embedded for c in counting]
+            classifier.read(message)
+            assert [c.embedded for c in counting] == before, message
+    assert classifier.texts_read("hi. what is the fee?   谢谢") == [
+        "hi. what is the fee? 谢谢",
+        "hi",
+        "what is the fee",
+        "谢谢",
+    ]
 
 
 def test_segments_keep_decimals_and_domains_whole() -> None:

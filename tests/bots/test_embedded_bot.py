@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import threading
 from collections.abc import Callable
@@ -68,6 +69,20 @@ async def test_chinese_kb_question_is_answered_from_the_cited_article(world: Bot
     assert "临时挂失（口头挂失有效期5天）" in text  # the article body, not a paraphrase
     assert reply.intent == "ask_kb" and reply.language == "zh"
     assert_no_handoff(reply)
+
+
+async def test_concurrent_turns_embed_their_questions_through_the_shared_batcher(
+    world: BotWorld,
+) -> None:
+    questions = ["借记卡不见了要怎么挂失", "how do I raise my transfer limit", "你好"]
+    batcher = world.bot.questions
+    texts, batches = batcher.texts, batcher.batches
+    context = await world.context("zh")
+    replies = await asyncio.gather(*(world.bot.respond(q, context) for q in questions))
+    assert batcher.texts == texts + len(questions)  # every question, once
+    assert batches < batcher.batches <= batches + len(questions)
+    assert replies[0].sources == (Source("kb005", "借记卡挂失与补卡"),)
+    assert replies[1].sources and replies[2].intent == "greet"
 
 
 async def test_english_kb_question_is_answered_from_the_english_article(world: BotWorld) -> None:
