@@ -89,7 +89,11 @@ class QueryBatcher:
             self.batches += 1
             self.texts += len(batch)
             call = partial(self._embed, [text for text, _ in batch])
-            done = asyncio.get_running_loop().run_in_executor(self._executor, call)
+            try:
+                done = asyncio.get_running_loop().run_in_executor(self._executor, call)
+            except RuntimeError as error:  # the executor is shut down: the hub is stopping
+                done = asyncio.get_running_loop().create_future()
+                done.set_exception(error)
             done.add_done_callback(partial(self._finished, batch))
 
     def _embed(self, texts: list[str]) -> list[np.ndarray]:

@@ -165,6 +165,22 @@ async def test_a_customer_who_leaves_while_queued_does_not_hold_up_the_others(
     assert float(vector @ embedders[1].embed_queries([QUESTIONS[2]])[0]) > 0.999
 
 
+async def test_a_stopped_executor_fails_the_batch_instead_of_hanging_the_turn(
+    embedders: list[Embedder],
+) -> None:
+    pool = ThreadPoolExecutor(max_workers=1)
+    pool.shutdown(wait=True)  # as at the end of the hub's shutdown
+    models = [_Recording(embedders[0])]
+    batcher = QueryBatcher(models, pool)
+    with shared_query_vectors():
+        await asyncio.wait_for(batcher.prefill([QUESTIONS[0]]), timeout=30)
+        assert embed_queries_shared(models[0], [QUESTIONS[0]]).shape == (1, embedders[0].dim)
+    assert models[0].calls == [[QUESTIONS[0]]]  # the turn's own call, on this thread
+    with shared_query_vectors():  # the next turn is not held up by the failed one
+        await asyncio.wait_for(batcher.prefill([QUESTIONS[1]]), timeout=30)
+    assert (batcher.batches, batcher.waiting) == (2, 0)
+
+
 def test_worker_and_batch_limits_are_checked(
     embedders: list[Embedder], executor: ThreadPoolExecutor
 ) -> None:
