@@ -14,16 +14,16 @@ from knowledge.embedding import Embedder, embed_queries_shared, shared_query_vec
 from knowledge.query_batching import QueryBatcher
 
 QUESTIONS = [
-    "信用卡丢了怎么挂失",
-    "how do I raise my transfer limit",
-    "跨行转账多久能到账",
-    "信用卡年费怎么免",
-    "大额存单多少钱起存",
-    "how long does an interbank transfer take",
-    "理财产品赎回多久到账",
-    "怎么开通短信通知",
-    "手机银行登录密码忘了怎么办",
-    "can I cancel a wealth product after buying it",
+    "借记卡不见了要怎么挂失",
+    "what is the daily limit for mobile transfers",
+    "信用卡账单可以分期吗",
+    "大额存单能提前支取吗",
+    "how do I reset my online banking password",
+    "理财产品风险等级怎么看",
+    "保险理赔要多久",
+    "can I open an account for my child",
+    "外币现钞怎么兑换",
+    "房贷提前还款要违约金吗",
 ]
 
 
