@@ -144,16 +144,16 @@ class IntentClassifier:
 
     def texts_read(self, text: str) -> list[str]:
         """The texts `read(text)` embeds (a partly chit-chat message may add one more)."""
-        return [normalize(t) for t in _pieces(text)]
+        pieces = [text[a:b] for a, b in _classified_spans(text)]
+        return [normalize(t) for t in (text, *pieces)]
 
     def read(self, text: str) -> Reading:
         """Classify a message and separate its chit-chat from its content (blocking)."""
-        pieces = _pieces(text)
-        if len(pieces) == 1:
+        spans = _classified_spans(text)
+        if not spans:
             (whole,) = self.predict([text])
             return Reading(text, "" if _is_chitchat(whole) else text, whole, whole)
-        spans = segment_spans(text)
-        whole, *parts = self.predict(pieces)
+        whole, *parts = self.predict([text, *(text[a:b] for a, b in spans)])
         substantive = [i for i, p in enumerate(parts) if not _is_chitchat(p)]
         if not substantive:  # "thanks, bye": answer the last thing said
             return Reading(text, "", whole, parts[-1])
@@ -201,12 +201,11 @@ class TemperatureScaledLinear:
         return logits
 
 
-def _pieces(text: str) -> list[str]:
-    """The message, then its clause-like pieces when it has a few (a lone clause: none)."""
+def _classified_spans(text: str) -> list[tuple[int, int]]:
+    """The clause-like pieces classified besides the whole message: none for a lone clause
+    or for more than MAX_SEGMENTS pieces (then the message is read whole only)."""
     spans = segment_spans(text)
-    if len(spans) < 2 or len(spans) > MAX_SEGMENTS:
-        return [text]
-    return [text, *(text[a:b] for a, b in spans)]
+    return spans if 2 <= len(spans) <= MAX_SEGMENTS else []
 
 
 def _is_chitchat(prediction: IntentPrediction) -> bool:
