@@ -79,12 +79,7 @@ def free_port() -> int:
 
 def process_cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system, all threads) a process has used so far; None off Linux."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    # After the command name: utime and stime are the 12th and 13th fields, in clock ticks.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 def loop_cpu_seconds(pid: int) -> float | None:
@@ -92,10 +87,15 @@ def loop_cpu_seconds(pid: int) -> float | None:
 
     Python 3.11 does not name its threads for the OS, so the pool threads (bot, models, KB
     search) and the database driver's threads are told apart only as "not the loop"."""
+    return _stat_cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
+
+
+def _stat_cpu_seconds(stat: Path) -> float | None:
     try:
-        fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
+    # After the command name: utime and stime are the 12th and 13th fields, in clock ticks.
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
